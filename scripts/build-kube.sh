@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Build (or locate) the Kubernetes control-plane binaries the tier-3 harness needs:
+#   etcd, kube-apiserver, kube-controller-manager, kubectl
+# No prebuilt binaries are downloaded: everything is compiled from Go modules fetched through
+# the Go module proxy. Results are cached by version outside the git tree:
+#   ${VERSO_CACHE:-$HOME/.cache/verso}/kube/<version>/bin/
+#
+# Binaries already present in $VERSO_KUBE_BIN, $KUBEBUILDER_ASSETS or on PATH are symlinked
+# into the cache dir instead of being built (kubectl from PATH only when VERSO_BUILD_KUBECTL=0).
+#
+# Usage: scripts/build-kube.sh            # prints the bin dir on the last line of stdout
+# Env:   VERSO_KUBE_VERSION (default v1.36.3), VERSO_ETCD_VERSION (default v3.6.16),
+#        VERSO_CACHE, VERSO_BUILD_KUBECTL (default 1), VERSO_GO_P (default 2)
+set -euo pipefail
+
+KUBE_VERSION="${VERSO_KUBE_VERSION:-v1.36.3}"
+ETCD_VERSION="${VERSO_ETCD_VERSION:-v3.6.16}"
+CACHE_ROOT="${VERSO_CACHE:-$HOME/.cache/verso}/kube/${KUBE_VERSION}"
+BIN="${CACHE_ROOT}/bin"
+SRC="${CACHE_ROOT}/src"
+TIMES="${CACHE_ROOT}/build-times.txt"
+GO_P="${VERSO_GO_P:-2}"
+
+export GOTOOLCHAIN=local
+export CGO_ENABLED=0
+export GOFLAGS="-buildvcs=false"
+
+log() { printf '[build-kube %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+mkdir -p "$BIN" "$SRC"
+
+command -v go >/dev/null 2>&1 || {
+  log "go toolchain not found on PATH; install Go >= 1.26 or set VERSO_KUBE_BIN"
+  exit 1
+}
+
+# find_existing NAME: prints a path to an existing binary from the configured locations.
+find_existing() {
+  local name="$1" dir
+  for dir in "${VERSO_KUBE_BIN:-}" "${KUBEBUILDER_ASSETS:-}"; do
+    if [[ -n "$dir" && -x "$dir/$name" ]]; then
+      echo "$dir/$name"
+      return 0
+    fi
+  done
+  if [[ "$name" != kubectl ]] && command -v "$name" >/dev/null 2>&1; then
+    command -v "$name"
+    return 0
+  fi
+  return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes build module: requires k8s.io/kubernetes and replaces every staging module
+# (which kubernetes' own go.mod maps to ./staging/...) with its published v0.X.Y version.
+# ---------------------------------------------------------------------------------------------
+prepare_kube_module() {
+  local dir="$SRC/kubernetes"
+  [[ -f "$dir/go.mod" && -f "$dir/.ready" ]] && return 0
+  mkdir -p "$dir"
+  log "resolving k8s.io/kubernetes@${KUBE_VERSION} through the module proxy"
+  local gomod
+  gomod="$(cd "$dir" && go mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" |
+    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')"
+  [[ -f "$gomod" ]] || {
+    log "could not download go.mod for k8s.io/kubernetes@${KUBE_VERSION}"
+    exit 1
+  }
+  local staging_version="v0.${KUBE_VERSION#v1.}"
+  {
+    echo "module verso.local/kubebuild"
+    echo
+    echo "go $(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")"
+    echo
+    echo "require k8s.io/kubernetes ${KUBE_VERSION}"
+    echo
+    echo "replace ("
+    sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*$#\t\1 => \1 '"${staging_version}"'#p' "$gomod"
+    echo ")"
+  } >"$dir/go.mod"
+  log "build module written to $dir/go.mod ($(grep -c '=>' "$dir/go.mod") staging replaces at ${staging_version})"
+  touch "$dir/.ready"
+}
+
+prepare_etcd_module() {
+  local dir="$SRC/etcd"
+  [[ -f "$dir/go.mod" ]] && return 0
+  mkdir -p "$dir"
+  cat >"$dir/go.mod" <<EOF
+module verso.local/etcdbuild
+
+go 1.24
+
+require go.etcd.io/etcd/server/v3 ${ETCD_VERSION}
+EOF
+}
+
+kube_ldflags() {
+  local v="${KUBE_VERSION#v}"
+  local major="${v%%.*}" rest="${v#*.}"
+  local minor="${rest%%.*}"
+  local pkg=k8s.io/component-base/version
+  local clientpkg=k8s.io/client-go/pkg/version
+  printf '%s' "-s -w \
+-X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=${major} -X ${pkg}.gitMinor=${minor} \
+-X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z \
+-X ${clientpkg}.gitVersion=${KUBE_VERSION} -X ${clientpkg}.gitMajor=${major} -X ${clientpkg}.gitMinor=${minor}"
+}
+
+# build NAME MODULE_DIR PACKAGE LDFLAGS
+build() {
+  local name="$1" dir="$2" pkg="$3" ldflags="$4"
+  local start end
+  start=$(date +%s)
+  log "building $name from $pkg (this takes several minutes on 2 cores)"
+  (
+    cd "$dir"
+    # Print a heartbeat so long compiles are visibly alive.
+    while sleep 30; do log "  ... still building $name ($(($(date +%s) - start))s)"; done &
+    hb=$!
+    trap 'kill $hb 2>/dev/null || true' EXIT
+    go build -mod=mod -p "$GO_P" -trimpath -ldflags "$ldflags" -o "$BIN/$name.tmp" "$pkg"
+  )
+  mv "$BIN/$name.tmp" "$BIN/$name"
+  end=$(date +%s)
+  log "built $name in $((end - start))s"
+  echo "$name $((end - start))s $(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$TIMES"
+}
+
+ensure() {
+  local name="$1"
+  if [[ -x "$BIN/$name" ]]; then
+    log "$name: cached at $BIN/$name"
+    return 0
+  fi
+  local existing
+  if [[ "$name" != kubectl || "${VERSO_BUILD_KUBECTL:-1}" == 0 ]] && existing="$(find_existing "$name")"; then
+    log "$name: using existing $existing"
+    ln -sf "$existing" "$BIN/$name"
+    return 0
+  fi
+  case "$name" in
+    etcd)
+      prepare_etcd_module
+      build etcd "$SRC/etcd" go.etcd.io/etcd/server/v3 "-s -w"
+      ;;
+    kubectl)
+      prepare_kube_module
+      build kubectl "$SRC/kubernetes" k8s.io/kubernetes/cmd/kubectl "$(kube_ldflags)"
+      ;;
+    *)
+      prepare_kube_module
+      build "$name" "$SRC/kubernetes" "k8s.io/kubernetes/cmd/$name" "$(kube_ldflags)"
+      ;;
+  esac
+}
+
+# One binary at a time: each link needs ~2 GiB of RAM.
+for name in etcd kube-apiserver kube-controller-manager kubectl; do
+  ensure "$name"
+done
+
+log "all binaries ready in $BIN"
+echo "$BIN"

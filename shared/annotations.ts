@@ -1,0 +1,58 @@
+/**
+ * The public annotation and label API (prefix `verso.dev/`). Names here are a contract with
+ * users: add freely, rename nothing. See docs/annotations.md for the reference table.
+ */
+export const PREFIX = "verso.dev/";
+
+/** Labels the webhook writes on every injected pod (identity, DESIGN.md). */
+export const LABEL = {
+  app: "verso.dev/app",
+  version: "verso.dev/version",
+  color: "verso.dev/color",
+  /** On a Namespace: opt in to injection. */
+  injection: "verso.dev/injection",
+} as const;
+
+/** Annotations: identity overrides, injection tunables, release policy, status. */
+export const ANNOTATION = {
+  // identity
+  app: "verso.dev/app",
+  version: "verso.dev/version",
+  color: "verso.dev/color",
+  // injection (pod template)
+  inject: "verso.dev/inject",
+  injected: "verso.dev/injected",
+  capture: "verso.dev/capture",
+  ports: "verso.dev/ports",
+  excludePorts: "verso.dev/exclude-ports",
+  nativeSidecar: "verso.dev/native-sidecar",
+  proxyCpu: "verso.dev/proxy-cpu",
+  proxyMemory: "verso.dev/proxy-memory",
+  proxyCpuLimit: "verso.dev/proxy-cpu-limit",
+  proxyMemoryLimit: "verso.dev/proxy-memory-limit",
+  logLevel: "verso.dev/log-level",
+  // release policy (Deployment)
+  strategy: "verso.dev/strategy",
+  weight: "verso.dev/weight",
+  promote: "verso.dev/promote",
+  match: "verso.dev/match",
+  sticky: "verso.dev/sticky",
+  steps: "verso.dev/steps",
+  interval: "verso.dev/interval",
+  maxErrorRate: "verso.dev/max-error-rate",
+  maxP99: "verso.dev/max-p99",
+  maxP99Ratio: "verso.dev/max-p99-ratio",
+  minRequests: "verso.dev/min-requests",
+  progressDeadline: "verso.dev/progress-deadline",
+  // manual control (Deployment)
+  paused: "verso.dev/paused",
+  abort: "verso.dev/abort",
+  // controller output
+  status: "verso.dev/status",
+} as const;
+
+/** Label values: at most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric. */
+export function toLabelValue(raw: string): string {
+  const cleaned = raw.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 63);
+  return cleaned.replace(/^[^A-Za-z0-9]+/, "").replace(/[^A-Za-z0-9]+$/, "");
+}

@@ -1,0 +1,29 @@
+/**
+ * Names of the proxy's Prometheus series. The controller's built-in analysis and the PromQL
+ * it issues read these; keep them in one place so the two sides cannot drift.
+ */
+export const METRIC = {
+  /** counter {app, version, method, code_class, source} — counted where the request is served. */
+  requests: "verso_requests_total",
+  /** histogram {app, version} seconds, where served. */
+  duration: "verso_request_duration_seconds",
+  /** counter {app, target} requests forwarded to a peer. */
+  forwards: "verso_forwards_total",
+  /** counter {app, target} retries on another peer after a connect failure. */
+  retries: "verso_retries_total",
+  /** counter {app, version} requests served locally because no peer of the target answered. */
+  fallbacks: "verso_fallbacks_total",
+  /** counter {app, kind} upstream (app or peer) errors. */
+  upstreamErrors: "verso_upstream_errors_total",
+  /** gauge {app} revision of the routing table in force. */
+  revision: "verso_routing_table_revision",
+} as const;
+
+/** `source` label: the request was served where it landed, or arrived forwarded by a peer. */
+export type ServedSource = "local" | "forwarded";
+
+/** Latency buckets (seconds), fine enough under 1s for p99 gates such as 100ms or 500ms. */
+export const DURATION_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3,
+  5, 10,
+];

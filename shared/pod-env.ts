@@ -1,0 +1,73 @@
+/**
+ * The contract between the webhook (which writes the proxy container), the proxy (which reads
+ * it) and the local harness (which runs pods as processes). Env in a pod, flags on a laptop:
+ * every flag of `npm run sidecar` has one env var here.
+ */
+export const PROXY_CONTAINER = "verso-proxy";
+export const INIT_CONTAINER = "verso-init";
+
+/** Fixed ports inside every injected pod. */
+export const PROXY_PORT = {
+  /** Inbound traffic (captured or targeted by the Service in `port` mode). */
+  inbound: 15006,
+  /** Admin: /metrics, /healthz, /ready, /app-health/... (rewritten kubelet probes). */
+  admin: 15020,
+} as const;
+
+/** The named port of the proxy's inbound listener (Services target it in `port` capture mode). */
+export const PROXY_PORT_NAME = "verso-http";
+export const ADMIN_PORT_NAME = "verso-admin";
+
+/** Projected service-account token the proxy shows the controller (audience `verso`). */
+export const TOKEN_AUDIENCE = "verso";
+export const TOKEN_MOUNT_DIR = "/var/run/secrets/verso";
+export const TOKEN_PATH = `${TOKEN_MOUNT_DIR}/token`;
+
+export const ENV = {
+  /** host:port the proxy accepts inbound traffic on, e.g. `0.0.0.0:15006`. */
+  listen: "VERSO_LISTEN",
+  /** host:port of the local app, e.g. `127.0.0.1:8080`. */
+  app: "VERSO_APP",
+  /** host:port of the admin server, e.g. `0.0.0.0:15020`. */
+  admin: "VERSO_ADMIN",
+  appName: "VERSO_APP_NAME",
+  version: "VERSO_VERSION",
+  /** Routing table file; when set the proxy does not subscribe to the controller. */
+  routes: "VERSO_ROUTES",
+  /** Base URL of the controller's route stream, e.g. `https://verso-webhook.verso-system.svc`. */
+  controllerUrl: "VERSO_CONTROLLER_URL",
+  /** CA bundle to verify the controller's certificate. */
+  controllerCa: "VERSO_CONTROLLER_CA",
+  tokenFile: "VERSO_TOKEN_FILE",
+  namespace: "VERSO_NAMESPACE",
+  podName: "VERSO_POD_NAME",
+  podIp: "VERSO_POD_IP",
+  logLevel: "VERSO_LOG_LEVEL",
+  /** `iptables` or `port`. */
+  capture: "VERSO_CAPTURE",
+  /** Comma-separated app ports the init step redirects to the proxy (iptables mode). */
+  capturePorts: "VERSO_CAPTURE_PORTS",
+  /** JSON: rewritten kubelet probes, see ProbeMap. */
+  probes: "VERSO_PROBES",
+  /** File holding the HMAC key for hop tokens (overrides the table's key). */
+  hopKeyFile: "VERSO_HOP_KEY_FILE",
+  /** `false` hides the x-verso-version response header. */
+  versionHeader: "VERSO_VERSION_HEADER",
+} as const;
+
+/**
+ * Kubelet probes rewritten to the proxy's admin port (as Istio does), so a probe always
+ * reaches *this* pod's app and is never routed to a peer of another version.
+ * Key: admin path, e.g. `/app-health/web/readyz`.
+ */
+export type ProbeTarget =
+  | {
+      kind: "http";
+      port: number;
+      path: string;
+      scheme: "HTTP" | "HTTPS";
+      headers?: { name: string; value: string }[];
+    }
+  | { kind: "tcp"; port: number };
+export type ProbeMap = Record<string, ProbeTarget>;
+export const PROBE_PATH_PREFIX = "/app-health/";

@@ -1,0 +1,152 @@
+/**
+ * The routing table: the one JSON document the controller streams and `--routes FILE` holds
+ * (DESIGN.md, "Contracts"). Fields may be added, never renamed. Both sides import this file.
+ */
+import { err, ok, type Result } from "./errors.ts";
+
+export type MatchRule =
+  | { header: string; value: string }
+  | { header: string; regex: string }
+  | { cookie: string; value: string }
+  | { cookie: string; regex: string }
+  | { pathPrefix: string };
+
+export type StickyKey = { header: string } | { cookie: string };
+
+export type Strategy = "canary" | "blue-green";
+
+export interface Release {
+  /** The version under release; every other version of the app is "stable". */
+  version: string;
+  strategy: Strategy;
+  /** Percent (0-100, decimals allowed) of the app's traffic for `version`. */
+  weight: number;
+  match?: MatchRule[];
+  sticky?: StickyKey;
+}
+
+export interface RoutingTable {
+  app: string;
+  /** Monotonic per app; a proxy ignores a table older than the one it has. */
+  revision: number;
+  release?: Release;
+  /** version -> `host:port` of peers of that version that accept forwarded requests. */
+  endpoints: Record<string, string[]>;
+  /** Base64 HMAC key for hop tokens (the controller makes one per app). */
+  hopKey?: string;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isString = (v: unknown): v is string => typeof v === "string";
+
+function parseMatchRule(raw: unknown, at: string): Result<MatchRule> {
+  if (!isRecord(raw)) return err(`${at}: must be an object`);
+  if (isString(raw.pathPrefix)) {
+    if (!raw.pathPrefix.startsWith("/")) return err(`${at}.pathPrefix: must start with "/"`);
+    return ok({ pathPrefix: raw.pathPrefix });
+  }
+  const field = isString(raw.header) ? "header" : isString(raw.cookie) ? "cookie" : undefined;
+  if (!field) return err(`${at}: needs one of header, cookie, pathPrefix`);
+  const name = raw[field] as string;
+  if (name === "") return err(`${at}.${field}: must not be empty`);
+  const key = field === "header" ? name.toLowerCase() : name;
+  if (isString(raw.regex)) {
+    try {
+      new RegExp(raw.regex);
+    } catch (cause) {
+      return err(`${at}.regex: ${(cause as Error).message}`);
+    }
+    return ok(
+      field === "header" ? { header: key, regex: raw.regex } : { cookie: key, regex: raw.regex },
+    );
+  }
+  if (isString(raw.value)) {
+    return ok(
+      field === "header" ? { header: key, value: raw.value } : { cookie: key, value: raw.value },
+    );
+  }
+  return err(`${at}: needs value or regex`);
+}
+
+function parseRelease(raw: unknown): Result<Release> {
+  if (!isRecord(raw)) return err("release: must be an object");
+  if (!isString(raw.version) || raw.version === "") return err("release.version: required string");
+  if (raw.strategy !== "canary" && raw.strategy !== "blue-green") {
+    return err(
+      `release.strategy: unsupported ${JSON.stringify(raw.strategy)}, use "canary" or "blue-green"`,
+    );
+  }
+  const weight = raw.weight ?? 0;
+  if (typeof weight !== "number" || !Number.isFinite(weight) || weight < 0 || weight > 100) {
+    return err("release.weight: must be a number from 0 to 100");
+  }
+  const release: Release = { version: raw.version, strategy: raw.strategy, weight };
+  if (raw.match !== undefined) {
+    if (!Array.isArray(raw.match)) return err("release.match: must be an array");
+    const rules: MatchRule[] = [];
+    for (const [i, r] of raw.match.entries()) {
+      const rule = parseMatchRule(r, `release.match[${i}]`);
+      if (!rule.ok) return rule;
+      rules.push(rule.value);
+    }
+    release.match = rules;
+  }
+  if (raw.sticky !== undefined) {
+    const s = raw.sticky;
+    if (isRecord(s) && isString(s.header) && s.header !== "")
+      release.sticky = { header: s.header.toLowerCase() };
+    else if (isRecord(s) && isString(s.cookie) && s.cookie !== "")
+      release.sticky = { cookie: s.cookie };
+    else return err("release.sticky: needs header or cookie");
+  }
+  return ok(release);
+}
+
+/** Shape-check untrusted JSON (a file, a stream event) into a table, or say what is wrong. */
+export function parseRoutingTable(raw: unknown): Result<RoutingTable> {
+  if (!isRecord(raw)) return err("table: must be a JSON object");
+  if (!isString(raw.app) || raw.app === "") return err("app: required string");
+  const revision = raw.revision ?? 0;
+  if (typeof revision !== "number" || !Number.isInteger(revision) || revision < 0) {
+    return err("revision: must be a non-negative integer");
+  }
+  const endpoints: Record<string, string[]> = {};
+  if (raw.endpoints !== undefined) {
+    if (!isRecord(raw.endpoints))
+      return err("endpoints: must be an object of version -> [host:port]");
+    for (const [version, list] of Object.entries(raw.endpoints)) {
+      if (!Array.isArray(list) || !list.every(isString)) {
+        return err(`endpoints.${version}: must be an array of "host:port" strings`);
+      }
+      const bad = list.find(
+        (a) => !/^[^\s:]+:\d{1,5}$/.test(a) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(a),
+      );
+      if (bad !== undefined)
+        return err(`endpoints.${version}: ${JSON.stringify(bad)} is not host:port`);
+      endpoints[version] = [...list];
+    }
+  }
+  const table: RoutingTable = { app: raw.app, revision, endpoints };
+  if (raw.release !== undefined && raw.release !== null) {
+    const release = parseRelease(raw.release);
+    if (!release.ok) return release;
+    table.release = release.value;
+  }
+  if (raw.hopKey !== undefined) {
+    if (!isString(raw.hopKey)) return err("hopKey: must be a base64 string");
+    table.hopKey = raw.hopKey;
+  }
+  return ok(table);
+}
+
+/** Parse JSON text (a file's content, an SSE `data:` payload) into a table. */
+export function parseRoutingTableJson(text: string): Result<RoutingTable> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    return err(`not JSON: ${(cause as Error).message}`);
+  }
+  return parseRoutingTable(raw);
+}
