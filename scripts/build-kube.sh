@@ -29,6 +29,15 @@ log() { printf '[build-kube %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 mkdir -p "$BIN" "$SRC"
 
+# One build at a time per version (a test run and `make demo` may both ask).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"${CACHE_ROOT}/.lock"
+  if ! flock -n 9; then
+    log "another build holds ${CACHE_ROOT}/.lock; waiting for it"
+    flock 9
+  fi
+fi
+
 command -v go >/dev/null 2>&1 || {
   log "go toolchain not found on PATH; install Go >= 1.26 or set VERSO_KUBE_BIN"
   exit 1

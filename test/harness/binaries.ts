@@ -1,0 +1,93 @@
+/**
+ * Locates etcd, kube-apiserver, kube-controller-manager and kubectl, building them with
+ * scripts/build-kube.sh (cached by version under $VERSO_CACHE) when they are not at hand.
+ */
+import { spawn } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { join } from "node:path";
+import { BUILD_SCRIPT, cacheRoot } from "./paths.ts";
+
+export const KUBE_VERSION = process.env.VERSO_KUBE_VERSION ?? "v1.36.3";
+
+export interface KubeBinaries {
+  dir: string;
+  etcd: string;
+  apiserver: string;
+  controllerManager: string;
+  kubectl: string;
+}
+
+const NAMES = ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"] as const;
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function complete(dir: string | undefined): dir is string {
+  return dir !== undefined && dir !== "" && NAMES.every((n) => executable(join(dir, n)));
+}
+
+function inDir(dir: string): KubeBinaries {
+  return {
+    dir,
+    etcd: join(dir, "etcd"),
+    apiserver: join(dir, "kube-apiserver"),
+    controllerManager: join(dir, "kube-controller-manager"),
+    kubectl: join(dir, "kubectl"),
+  };
+}
+
+export function cachedBinDir(): string {
+  return join(cacheRoot(), "kube", KUBE_VERSION, "bin");
+}
+
+/**
+ * Resolves the binaries without building: $VERSO_KUBE_BIN, then the cache.
+ * Undefined when a build is needed.
+ */
+export function findBinaries(): KubeBinaries | undefined {
+  const explicit = process.env.VERSO_KUBE_BIN;
+  if (complete(explicit)) return inDir(explicit);
+  const cached = cachedBinDir();
+  if (complete(cached)) return inDir(cached);
+  return undefined;
+}
+
+/**
+ * Finds or builds the binaries. The build prints progress on stderr (forwarded to ours);
+ * the first build takes tens of minutes on 2 cores, later calls are instant.
+ */
+export async function ensureBinaries(
+  log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Promise<KubeBinaries> {
+  const found = findBinaries();
+  if (found) return found;
+  log(`[harness] kube binaries not cached; running ${BUILD_SCRIPT} (first build is slow)`);
+  const started = Date.now();
+  const dir = await new Promise<string>((resolve, reject) => {
+    const child = spawn("bash", [BUILD_SCRIPT], {
+      env: { ...process.env, VERSO_KUBE_VERSION: KUBE_VERSION },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => {
+      for (const line of chunk.toString().split("\n")) {
+        if (line.length > 0 && !line.startsWith("go: downloading")) log(line);
+      }
+    });
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      const last = stdout.trim().split("\n").pop() ?? "";
+      if (code === 0 && complete(last)) resolve(last);
+      else reject(new Error(`${BUILD_SCRIPT} failed (exit ${code}); see its output above`));
+    });
+  });
+  log(`[harness] kube binaries ready in ${((Date.now() - started) / 1000).toFixed(0)}s: ${dir}`);
+  return inDir(dir);
+}

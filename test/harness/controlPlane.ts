@@ -1,0 +1,229 @@
+/**
+ * A real Kubernetes control plane as local processes: etcd, kube-apiserver and
+ * kube-controller-manager on random 127.0.0.1 ports, with a generated CA, a static admin
+ * token (group system:masters) and a service-account signing key, so TokenRequest and
+ * TokenReview work. `stop()` tears everything down; so does process exit.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureBinaries, type KubeBinaries } from "./binaries.ts";
+import { KubeClient, type Credentials } from "./kubeClient.ts";
+import { writeKubeconfig } from "./kubeconfig.ts";
+import { makeCa, makeLeaf, makeServiceAccountKey, writePem, type Pem } from "./pki.ts";
+import { freePort, waitFor } from "./ports.ts";
+import { installExitHandlers, startProcess, type ManagedProcess } from "./processes.ts";
+
+export const SERVICE_CIDR = "10.96.0.0/16";
+export const SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local";
+
+/** Controllers kube-controller-manager runs (no scheduler, no node lifecycle: see README). */
+export const CONTROLLERS = [
+  "deployment",
+  "replicaset",
+  "endpointslice",
+  "serviceaccount",
+  "serviceaccount-token",
+  "namespace",
+  "garbagecollector",
+  "root-ca-cert-publisher",
+  "clusterrole-aggregation",
+];
+
+export interface ControlPlaneOptions {
+  /** Working dir for data, certs, logs; a fresh temp dir when omitted. */
+  dir?: string;
+  /** Keep the working dir after stop (logs for debugging). Default: keep on failure only. */
+  keepDir?: boolean;
+  /** Install signal handlers that tear down on SIGINT/SIGTERM (CLI use). */
+  signalHandlers?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ControlPlane {
+  readonly dir: string;
+  readonly kubeconfig: string;
+  readonly credentials: Credentials;
+  readonly client: KubeClient;
+  readonly binaries: KubeBinaries;
+  readonly ca: Pem;
+  readonly logDir: string;
+  /** Milliseconds from first process start to a ready control plane. */
+  readonly startupMs: number;
+  stop(): Promise<void>;
+}
+
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  installExitHandlers({ signals: options.signalHandlers ?? false });
+  const binaries = await ensureBinaries(log);
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), "verso-cp-"));
+  const pkiDir = join(dir, "pki");
+  const logDir = join(dir, "logs");
+  mkdirSync(pkiDir, { recursive: true });
+  mkdirSync(logDir, { recursive: true });
+
+  const started = Date.now();
+  const procs: ManagedProcess[] = [];
+  let client: KubeClient | undefined;
+  const stop = async (): Promise<void> => {
+    client?.close();
+    for (const proc of [...procs].reverse()) await proc.stop(5_000);
+    if (options.keepDir !== true) rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const ca = await makeCa("verso-local-ca");
+    writePem(pkiDir, "ca", ca);
+    const serving = await makeLeaf(ca, {
+      commonName: "kube-apiserver",
+      dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+      ips: ["127.0.0.1", "10.96.0.1"],
+      server: true,
+    });
+    const servingFiles = writePem(pkiDir, "apiserver", serving);
+    const saKey = makeServiceAccountKey();
+    writeFileSync(join(pkiDir, "sa.key"), saKey.key, { mode: 0o600 });
+    writeFileSync(join(pkiDir, "sa.pub"), saKey.publicKey);
+    const token = randomBytes(24).toString("hex");
+    writeFileSync(join(pkiDir, "tokens.csv"), `${token},admin,admin-uid,"system:masters"\n`, {
+      mode: 0o600,
+    });
+
+    const [etcdClient, etcdPeer, apiPort, kcmPort] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
+
+    const etcdUrl = `http://127.0.0.1:${etcdClient}`;
+    procs.push(
+      startProcess({
+        name: "etcd",
+        command: binaries.etcd,
+        args: [
+          "--name=verso",
+          `--data-dir=${join(dir, "etcd")}`,
+          `--listen-client-urls=${etcdUrl}`,
+          `--advertise-client-urls=${etcdUrl}`,
+          `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+          `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+          `--initial-cluster=verso=http://127.0.0.1:${etcdPeer}`,
+          "--unsafe-no-fsync",
+          "--log-level=warn",
+        ],
+        logFile: join(logDir, "etcd.log"),
+      }),
+    );
+    await waitFor(
+      "etcd /health",
+      async () => ((await fetch(`${etcdUrl}/health`)).ok ? true : undefined),
+      20_000,
+      100,
+    );
+    log(`[harness] etcd ready at ${etcdUrl} (${Date.now() - started}ms)`);
+
+    const server = `https://127.0.0.1:${apiPort}`;
+    procs.push(
+      startProcess({
+        name: "kube-apiserver",
+        command: binaries.apiserver,
+        args: [
+          `--etcd-servers=${etcdUrl}`,
+          "--bind-address=127.0.0.1",
+          "--advertise-address=127.0.0.1",
+          `--secure-port=${apiPort}`,
+          `--cert-dir=${join(dir, "apiserver-certs")}`,
+          `--tls-cert-file=${servingFiles.certFile}`,
+          `--tls-private-key-file=${servingFiles.keyFile}`,
+          `--client-ca-file=${join(pkiDir, "ca.crt")}`,
+          `--token-auth-file=${join(pkiDir, "tokens.csv")}`,
+          `--service-cluster-ip-range=${SERVICE_CIDR}`,
+          `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
+          `--service-account-key-file=${join(pkiDir, "sa.pub")}`,
+          `--service-account-signing-key-file=${join(pkiDir, "sa.key")}`,
+          "--authorization-mode=Node,RBAC",
+          "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy",
+          "--allow-privileged=true",
+          "--endpoint-reconciler-type=none",
+          "--v=1",
+        ],
+        logFile: join(logDir, "kube-apiserver.log"),
+      }),
+    );
+    const credentials: Credentials = { server, token, caPem: ca.cert };
+    client = new KubeClient(credentials);
+    const api = client;
+    await waitFor(
+      "kube-apiserver /readyz",
+      async () => {
+        if (!procs[1]?.running()) throw new Error(`kube-apiserver exited; see ${logDir}`);
+        const text = await api.request<unknown>("/readyz").then(
+          () => "ok",
+          () => undefined,
+        );
+        return text;
+      },
+      60_000,
+      200,
+    );
+    log(`[harness] kube-apiserver ready at ${server} (${Date.now() - started}ms)`);
+
+    const kubeconfig = join(dir, "kubeconfig");
+    writeKubeconfig(kubeconfig, credentials);
+    procs.push(
+      startProcess({
+        name: "kube-controller-manager",
+        command: binaries.controllerManager,
+        args: [
+          `--kubeconfig=${kubeconfig}`,
+          `--authentication-kubeconfig=${kubeconfig}`,
+          `--authorization-kubeconfig=${kubeconfig}`,
+          "--bind-address=127.0.0.1",
+          `--secure-port=${kcmPort}`,
+          `--cert-dir=${join(dir, "kcm-certs")}`,
+          `--controllers=${CONTROLLERS.join(",")}`,
+          "--leader-elect=false",
+          `--service-account-private-key-file=${join(pkiDir, "sa.key")}`,
+          `--root-ca-file=${join(pkiDir, "ca.crt")}`,
+          "--use-service-account-credentials=false",
+          "--concurrent-deployment-syncs=5",
+          "--concurrent-replicaset-syncs=5",
+          "--v=1",
+        ],
+        logFile: join(logDir, "kube-controller-manager.log"),
+      }),
+    );
+    // The serviceaccount controller creating `default` proves the controller manager works
+    // (pods cannot be admitted in a namespace before its default service account exists).
+    await waitFor(
+      "kube-controller-manager (default service account)",
+      async () => {
+        if (!procs[2]?.running()) throw new Error(`kube-controller-manager exited; see ${logDir}`);
+        return api.getOptional<object>("/api/v1/namespaces/default/serviceaccounts/default");
+      },
+      60_000,
+      200,
+    );
+    const startupMs = Date.now() - started;
+    log(`[harness] control plane ready in ${startupMs}ms (logs: ${logDir})`);
+    return {
+      dir,
+      kubeconfig,
+      credentials,
+      client: api,
+      binaries,
+      ca,
+      logDir,
+      startupMs,
+      stop,
+    };
+  } catch (error) {
+    log(`[harness] control plane failed to start; logs kept in ${logDir}`);
+    options.keepDir = true;
+    await stop();
+    throw error;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Child processes the harness owns: each runs in its own process group (so a shell or a
+ * node loader it spawns goes with it), logs to a file, and is reaped on stop, on
+ * process exit and on SIGINT/SIGTERM. Nothing is left running behind a test or a demo.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+
+export interface ProcessSpec {
+  /** Short name for logs, e.g. `etcd`. */
+  name: string;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** stdout and stderr are appended here. */
+  logFile: string;
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ManagedProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Resolves once the process has exited. */
+  readonly exited: Promise<Exit>;
+  /** True until the process exits. */
+  running(): boolean;
+  /** SIGTERM to the group, SIGKILL after `graceMs`; resolves when it is gone. */
+  stop(graceMs?: number): Promise<Exit>;
+}
+
+const live = new Set<ManagedProcess>();
+
+export function startProcess(spec: ProcessSpec): ManagedProcess {
+  mkdirSync(dirname(spec.logFile), { recursive: true });
+  const log = createWriteStream(spec.logFile, { flags: "a" });
+  const child: ChildProcess = spawn(spec.command, spec.args, {
+    cwd: spec.cwd,
+    env: spec.env ?? process.env,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  let isRunning = true;
+  const exited = new Promise<Exit>((resolve) => {
+    child.once("error", (error) => {
+      log.write(`[harness] spawn failed: ${error.message}\n`);
+      isRunning = false;
+      resolve({ code: 127, signal: null });
+    });
+    child.once("exit", (code, signal) => {
+      isRunning = false;
+      live.delete(proc);
+      log.write(`[harness] exited code=${code} signal=${signal}\n`);
+      resolve({ code, signal });
+    });
+  }).finally(() => log.end());
+  const proc: ManagedProcess = {
+    name: spec.name,
+    pid: child.pid ?? -1,
+    logFile: spec.logFile,
+    exited,
+    running: () => isRunning,
+    stop: async (graceMs = 5_000) => {
+      if (!isRunning) return exited;
+      signalGroup(proc.pid, "SIGTERM");
+      const timer = setTimeout(() => signalGroup(proc.pid, "SIGKILL"), graceMs);
+      const exit = await exited;
+      clearTimeout(timer);
+      // Children of the group leader may outlive it; the group goes with it.
+      signalGroup(proc.pid, "SIGKILL");
+      return exit;
+    },
+  };
+  if (child.pid !== undefined) live.add(proc);
+  return proc;
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  if (pid <= 0) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Stops every live process, in reverse start order. */
+export async function stopAll(graceMs = 5_000): Promise<void> {
+  const procs = [...live].reverse();
+  for (const proc of procs) await proc.stop(graceMs);
+}
+
+let handlersInstalled = false;
+let signalsInstalled = false;
+
+/**
+ * Last-resort cleanup: on exit (synchronous, so SIGKILL only) and, when `signals` is set
+ * (CLIs, not test workers), on SIGINT/SIGTERM/SIGHUP (graceful, then exit). Callers should
+ * still stop what they start.
+ */
+export function installExitHandlers(options: { signals: boolean }): void {
+  if (!handlersInstalled) {
+    handlersInstalled = true;
+    process.on("exit", () => {
+      for (const proc of live) signalGroup(proc.pid, "SIGKILL");
+    });
+  }
+  if (!options.signals || signalsInstalled) return;
+  signalsInstalled = true;
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(signal, () => {
+      void stopAll(2_000).finally(() => process.exit(130));
+    });
+  }
+}
+
+export function liveProcesses(): readonly ManagedProcess[] {
+  return [...live];
+}
