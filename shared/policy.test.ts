@@ -1,0 +1,179 @@
+import { describe, expect, it } from "vitest";
+import { parsePolicy, type PolicyErrorCode, type ReleasePolicy } from "./policy.ts";
+
+const A = (o: Record<string, string>): Record<string, string> =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [`verso.dev/${k}`, v]));
+
+describe("parsePolicy: valid", () => {
+  const cases: { name: string; in: Record<string, string>; expect: Partial<ReleasePolicy> }[] = [
+    {
+      name: "canary defaults",
+      in: { strategy: "canary" },
+      expect: {
+        strategy: "canary",
+        weight: 0,
+        promote: false,
+        intervalMs: 60_000,
+        progressDeadlineMs: 600_000,
+        paused: false,
+        abort: false,
+        gates: { minRequests: 0 },
+      },
+    },
+    { name: "decimal weight", in: { strategy: "canary", weight: "2.5" }, expect: { weight: 2.5 } },
+    { name: "weight 100", in: { strategy: "canary", weight: "100" }, expect: { weight: 100 } },
+    {
+      name: "blue-green promote",
+      in: { strategy: "blue-green", promote: "True" },
+      expect: { strategy: "blue-green", promote: true },
+    },
+    {
+      name: "match rules of every kind",
+      in: {
+        strategy: "canary",
+        match: "header:X-User-Type=internal, cookie:beta=1,header:x-env~^qa-,path:/api/beta",
+      },
+      expect: {
+        match: [
+          { header: "x-user-type", value: "internal" },
+          { cookie: "beta", value: "1" },
+          { header: "x-env", regex: "^qa-" },
+          { pathPrefix: "/api/beta" },
+        ],
+      },
+    },
+    {
+      name: "regex with a comma",
+      in: { strategy: "canary", match: "header:x-id~^a{1,3}$" },
+      expect: { match: [{ header: "x-id", regex: "^a{1,3}$" }] },
+    },
+    {
+      name: "sticky header",
+      in: { strategy: "canary", sticky: "header:X-User-Id" },
+      expect: { sticky: { header: "x-user-id" } },
+    },
+    {
+      name: "sticky cookie",
+      in: { strategy: "canary", sticky: "cookie:uid" },
+      expect: { sticky: { cookie: "uid" } },
+    },
+    {
+      name: "automated canary with every gate",
+      in: {
+        strategy: "canary",
+        steps: "5, 20,50,100",
+        interval: "2s",
+        "max-error-rate": "1%",
+        "max-p99": "500ms",
+        "max-p99-ratio": "1.2",
+        "min-requests": "20",
+        "progress-deadline": "1m",
+        paused: "true",
+        abort: "false",
+      },
+      expect: {
+        steps: [5, 20, 50, 100],
+        intervalMs: 2000,
+        gates: { maxErrorRate: 1, maxP99Ms: 500, maxP99Ratio: 1.2, minRequests: 20 },
+        progressDeadlineMs: 60_000,
+        paused: true,
+        abort: false,
+      },
+    },
+    {
+      name: "error rate without %",
+      in: { strategy: "canary", "max-error-rate": "0.5" },
+      expect: { gates: { maxErrorRate: 0.5, minRequests: 0 } },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const r = parsePolicy(A(c.in));
+      expect(r.ok).toBe(true);
+      if (r.ok) expect(r.value).toMatchObject(c.expect);
+    });
+  }
+});
+
+describe("parsePolicy: invalid", () => {
+  const cases: { name: string; in: Record<string, string>; codes: PolicyErrorCode[] }[] = [
+    { name: "unknown strategy", in: { strategy: "rolling" }, codes: ["POLICY_STRATEGY"] },
+    { name: "weight 140", in: { strategy: "canary", weight: "140" }, codes: ["POLICY_WEIGHT"] },
+    { name: "negative weight", in: { strategy: "canary", weight: "-1" }, codes: ["POLICY_WEIGHT"] },
+    { name: "weight text", in: { strategy: "canary", weight: "ten" }, codes: ["POLICY_WEIGHT"] },
+    {
+      name: "promote not boolean",
+      in: { strategy: "blue-green", promote: "yes" },
+      codes: ["POLICY_BOOL"],
+    },
+    {
+      name: "bad regex",
+      in: { strategy: "canary", match: "header:x-env~(qa" },
+      codes: ["POLICY_REGEX"],
+    },
+    {
+      name: "bad match item",
+      in: { strategy: "canary", match: "query:a=1" },
+      codes: ["POLICY_MATCH"],
+    },
+    {
+      name: "path without slash",
+      in: { strategy: "canary", match: "path:api" },
+      codes: ["POLICY_MATCH"],
+    },
+    { name: "empty match", in: { strategy: "canary", match: " " }, codes: ["POLICY_MATCH"] },
+    { name: "bad sticky", in: { strategy: "canary", sticky: "ip" }, codes: ["POLICY_STICKY"] },
+    {
+      name: "steps not increasing",
+      in: { strategy: "canary", steps: "5,50,20" },
+      codes: ["POLICY_STEPS"],
+    },
+    {
+      name: "steps above 100",
+      in: { strategy: "canary", steps: "5,120" },
+      codes: ["POLICY_STEPS"],
+    },
+    { name: "steps with zero", in: { strategy: "canary", steps: "0,50" }, codes: ["POLICY_STEPS"] },
+    {
+      name: "bad interval",
+      in: { strategy: "canary", interval: "1 minute" },
+      codes: ["POLICY_DURATION"],
+    },
+    {
+      name: "zero deadline",
+      in: { strategy: "canary", "progress-deadline": "0s" },
+      codes: ["POLICY_DURATION"],
+    },
+    { name: "bad p99", in: { strategy: "canary", "max-p99": "fast" }, codes: ["POLICY_DURATION"] },
+    {
+      name: "bad error rate",
+      in: { strategy: "canary", "max-error-rate": "200%" },
+      codes: ["POLICY_ERROR_RATE"],
+    },
+    {
+      name: "bad ratio",
+      in: { strategy: "canary", "max-p99-ratio": "0" },
+      codes: ["POLICY_P99_RATIO"],
+    },
+    {
+      name: "bad min requests",
+      in: { strategy: "canary", "min-requests": "1.5" },
+      codes: ["POLICY_MIN_REQUESTS"],
+    },
+    {
+      name: "several at once",
+      in: { strategy: "canary", weight: "140", interval: "soon" },
+      codes: ["POLICY_WEIGHT", "POLICY_DURATION"],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const r = parsePolicy(A(c.in));
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.error.map((e) => e.code).sort()).toEqual([...c.codes].sort());
+        for (const e of r.error) expect(e.message.startsWith(e.annotation)).toBe(true);
+      }
+    });
+  }
+});

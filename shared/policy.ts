@@ -1,0 +1,349 @@
+/**
+ * Release policy: the `verso.dev/*` annotations of a release Deployment, parsed and validated
+ * once (DESIGN.md, "Release policy"). Pure: annotations in, a policy or every problem out.
+ * Each problem carries a stable code (tests, Events and status key on it) and a message that
+ * says what to write instead.
+ */
+import { ANNOTATION } from "./annotations.ts";
+import { parseDuration } from "./duration.ts";
+import { err, ok, type Result } from "./errors.ts";
+import type { MatchRule, StickyKey, Strategy } from "./table.ts";
+
+export type PolicyErrorCode =
+  | "POLICY_STRATEGY"
+  | "POLICY_WEIGHT"
+  | "POLICY_BOOL"
+  | "POLICY_MATCH"
+  | "POLICY_REGEX"
+  | "POLICY_STICKY"
+  | "POLICY_STEPS"
+  | "POLICY_DURATION"
+  | "POLICY_ERROR_RATE"
+  | "POLICY_P99_RATIO"
+  | "POLICY_MIN_REQUESTS";
+
+export interface PolicyError {
+  code: PolicyErrorCode;
+  /** The annotation at fault, e.g. `verso.dev/weight`. */
+  annotation: string;
+  message: string;
+}
+
+export interface Gates {
+  /** Max 5xx rate of the release over an interval, in percent (0-100). */
+  maxErrorRate?: number;
+  /** Max p99 latency of the release, milliseconds. */
+  maxP99Ms?: number;
+  /** Max release p99 / stable p99. */
+  maxP99Ratio?: number;
+  /** Minimum requests the release must serve in an interval before it is judged. */
+  minRequests: number;
+}
+
+export interface ReleasePolicy {
+  strategy: Strategy;
+  /** Canary weight set by hand (`verso.dev/weight`), percent; 0 when absent. */
+  weight: number;
+  /** `verso.dev/promote: "true"`: blue-green switch, or "promote now" for a canary. */
+  promote: boolean;
+  match?: MatchRule[];
+  sticky?: StickyKey;
+  /** Automated canary weights in percent, strictly increasing; absent = manual weight. */
+  steps?: number[];
+  intervalMs: number;
+  gates: Gates;
+  progressDeadlineMs: number;
+  paused: boolean;
+  abort: boolean;
+}
+
+export const DEFAULT_INTERVAL_MS = 60_000;
+export const DEFAULT_PROGRESS_DEADLINE_MS = 10 * 60_000;
+
+/** The annotations that make up a policy; a change to any of them is a policy change. */
+export const POLICY_ANNOTATIONS = [
+  ANNOTATION.strategy,
+  ANNOTATION.weight,
+  ANNOTATION.promote,
+  ANNOTATION.match,
+  ANNOTATION.sticky,
+  ANNOTATION.steps,
+  ANNOTATION.interval,
+  ANNOTATION.maxErrorRate,
+  ANNOTATION.maxP99,
+  ANNOTATION.maxP99Ratio,
+  ANNOTATION.minRequests,
+  ANNOTATION.progressDeadline,
+  ANNOTATION.paused,
+  ANNOTATION.abort,
+] as const;
+
+type Annotations = Readonly<Record<string, string | undefined>>;
+
+/** A Deployment is a release when it says which strategy to release it with. */
+export function isRelease(annotations: Annotations | undefined): boolean {
+  return annotations?.[ANNOTATION.strategy] !== undefined;
+}
+
+/** Only the policy annotations, for storing the last good set. */
+export function pickPolicyAnnotations(annotations: Annotations): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of POLICY_ANNOTATIONS) {
+    const v = annotations[key];
+    if (v !== undefined) out[key] = v;
+  }
+  return out;
+}
+
+const NUMBER = /^\d+(?:\.\d+)?$/;
+const problem = (code: PolicyErrorCode, annotation: string, message: string): PolicyError => ({
+  code,
+  annotation,
+  message: `${annotation}: ${message}`,
+});
+
+function parsePercent(raw: string, allowSign: boolean): number | undefined {
+  const text = raw.trim();
+  const body = allowSign && text.endsWith("%") ? text.slice(0, -1).trim() : text;
+  if (!NUMBER.test(body)) return undefined;
+  const n = Number(body);
+  return n >= 0 && n <= 100 ? n : undefined;
+}
+
+function parseBool(raw: string | undefined, key: string, errors: PolicyError[]): boolean {
+  if (raw === undefined) return false;
+  const v = raw.trim().toLowerCase();
+  if (v === "true") return true;
+  if (v === "false" || v === "") return false;
+  errors.push(problem("POLICY_BOOL", key, `${JSON.stringify(raw)} is not "true" or "false"`));
+  return false;
+}
+
+function parseRegex(source: string, key: string, errors: PolicyError[]): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch (cause) {
+    errors.push(
+      problem("POLICY_REGEX", key, `bad regex ${JSON.stringify(source)}: ${String(cause)}`),
+    );
+    return false;
+  }
+}
+
+/**
+ * `header:x-user-type=internal, cookie:beta=1, header:x-env~^qa-, path:/api/beta`.
+ * Items are split only at a comma followed by a rule kind, so a regex may hold `{1,3}`.
+ */
+export function parseMatch(raw: string, errors: PolicyError[]): MatchRule[] {
+  const key = ANNOTATION.match;
+  const rules: MatchRule[] = [];
+  const items = raw.split(/,\s*(?=(?:header|cookie|path):)/);
+  for (const itemRaw of items) {
+    const item = itemRaw.trim();
+    if (item === "") continue;
+    const path = /^path:(.*)$/.exec(item);
+    if (path) {
+      const prefix = (path[1] ?? "").trim();
+      if (!prefix.startsWith("/")) {
+        errors.push(
+          problem("POLICY_MATCH", key, `path prefix ${JSON.stringify(prefix)} must start with "/"`),
+        );
+      } else rules.push({ pathPrefix: prefix });
+      continue;
+    }
+    const m = /^(header|cookie):([^=~\s]+)\s*([=~])(.*)$/.exec(item);
+    if (!m) {
+      errors.push(
+        problem(
+          "POLICY_MATCH",
+          key,
+          `cannot read ${JSON.stringify(item)}: use header:NAME=VALUE, header:NAME~REGEX, cookie:NAME=VALUE or path:/PREFIX`,
+        ),
+      );
+      continue;
+    }
+    const [, kind, nameRaw, op, valueRaw] = m as unknown as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    const name = kind === "header" ? nameRaw.toLowerCase() : nameRaw;
+    const value = valueRaw.trim();
+    if (op === "~") {
+      if (!parseRegex(value, key, errors)) continue;
+      rules.push(
+        kind === "header" ? { header: name, regex: value } : { cookie: name, regex: value },
+      );
+    } else {
+      rules.push(kind === "header" ? { header: name, value } : { cookie: name, value });
+    }
+  }
+  if (rules.length === 0 && errors.every((e) => e.annotation !== key)) {
+    errors.push(problem("POLICY_MATCH", key, "no rules given"));
+  }
+  return rules;
+}
+
+function parseSticky(raw: string, errors: PolicyError[]): StickyKey | undefined {
+  const m = /^(header|cookie):([^\s=~]+)$/.exec(raw.trim());
+  if (!m) {
+    errors.push(
+      problem(
+        "POLICY_STICKY",
+        ANNOTATION.sticky,
+        `${JSON.stringify(raw)}: use header:NAME or cookie:NAME`,
+      ),
+    );
+    return undefined;
+  }
+  const name = m[2] as string;
+  return m[1] === "header" ? { header: name.toLowerCase() } : { cookie: name };
+}
+
+function parseSteps(raw: string, errors: PolicyError[]): number[] | undefined {
+  const parts = raw.split(",").map((s) => s.trim());
+  const steps = parts.map((p) => parsePercent(p, true));
+  const bad = steps.findIndex(
+    (s, i) => s === undefined || s === 0 || (i > 0 && s <= (steps[i - 1] ?? 0)),
+  );
+  if (parts.length === 0 || bad !== -1) {
+    errors.push(
+      problem(
+        "POLICY_STEPS",
+        ANNOTATION.steps,
+        `${JSON.stringify(raw)}: use strictly increasing percentages above 0 and at most 100, e.g. "5,20,50,100"`,
+      ),
+    );
+    return undefined;
+  }
+  return steps as number[];
+}
+
+function parseMs(
+  raw: string | undefined,
+  key: string,
+  fallback: number | undefined,
+  errors: PolicyError[],
+): number | undefined {
+  if (raw === undefined) return fallback;
+  const d = parseDuration(raw);
+  if (!d.ok || d.value <= 0) {
+    errors.push(problem("POLICY_DURATION", key, d.ok ? "must be above 0" : d.error));
+    return fallback;
+  }
+  return d.value;
+}
+
+/** Annotations of a Deployment -> its release policy, or every problem found. */
+export function parsePolicy(annotations: Annotations): Result<ReleasePolicy, PolicyError[]> {
+  const errors: PolicyError[] = [];
+  const a = (key: string): string | undefined => annotations[key];
+
+  const strategyRaw = a(ANNOTATION.strategy)?.trim();
+  let strategy: Strategy = "canary";
+  if (strategyRaw === "canary" || strategyRaw === "blue-green") strategy = strategyRaw;
+  else {
+    errors.push(
+      problem(
+        "POLICY_STRATEGY",
+        ANNOTATION.strategy,
+        `unsupported ${JSON.stringify(strategyRaw ?? "")}, use "canary" or "blue-green"`,
+      ),
+    );
+  }
+
+  let weight = 0;
+  const weightRaw = a(ANNOTATION.weight);
+  if (weightRaw !== undefined) {
+    const w = parsePercent(weightRaw, false);
+    if (w === undefined) {
+      errors.push(
+        problem(
+          "POLICY_WEIGHT",
+          ANNOTATION.weight,
+          `${JSON.stringify(weightRaw)}: use a number from 0 to 100, e.g. "10" or "2.5"`,
+        ),
+      );
+    } else weight = w;
+  }
+
+  const policy: ReleasePolicy = {
+    strategy,
+    weight,
+    promote: parseBool(a(ANNOTATION.promote), ANNOTATION.promote, errors),
+    intervalMs: parseMs(
+      a(ANNOTATION.interval),
+      ANNOTATION.interval,
+      DEFAULT_INTERVAL_MS,
+      errors,
+    ) as number,
+    gates: { minRequests: 0 },
+    progressDeadlineMs: parseMs(
+      a(ANNOTATION.progressDeadline),
+      ANNOTATION.progressDeadline,
+      DEFAULT_PROGRESS_DEADLINE_MS,
+      errors,
+    ) as number,
+    paused: parseBool(a(ANNOTATION.paused), ANNOTATION.paused, errors),
+    abort: parseBool(a(ANNOTATION.abort), ANNOTATION.abort, errors),
+  };
+
+  const matchRaw = a(ANNOTATION.match);
+  if (matchRaw !== undefined) policy.match = parseMatch(matchRaw, errors);
+  const stickyRaw = a(ANNOTATION.sticky);
+  if (stickyRaw !== undefined) {
+    const sticky = parseSticky(stickyRaw, errors);
+    if (sticky) policy.sticky = sticky;
+  }
+  const stepsRaw = a(ANNOTATION.steps);
+  if (stepsRaw !== undefined) {
+    const steps = parseSteps(stepsRaw, errors);
+    if (steps) policy.steps = steps;
+  }
+
+  const errRaw = a(ANNOTATION.maxErrorRate);
+  if (errRaw !== undefined) {
+    const r = parsePercent(errRaw, true);
+    if (r === undefined) {
+      errors.push(
+        problem(
+          "POLICY_ERROR_RATE",
+          ANNOTATION.maxErrorRate,
+          `${JSON.stringify(errRaw)}: use a percentage from 0 to 100, e.g. "1" or "1%"`,
+        ),
+      );
+    } else policy.gates.maxErrorRate = r;
+  }
+  const p99 = parseMs(a(ANNOTATION.maxP99), ANNOTATION.maxP99, undefined, errors);
+  if (p99 !== undefined) policy.gates.maxP99Ms = p99;
+  const ratioRaw = a(ANNOTATION.maxP99Ratio);
+  if (ratioRaw !== undefined) {
+    const r = NUMBER.test(ratioRaw.trim()) ? Number(ratioRaw) : NaN;
+    if (!(r > 0)) {
+      errors.push(
+        problem(
+          "POLICY_P99_RATIO",
+          ANNOTATION.maxP99Ratio,
+          `${JSON.stringify(ratioRaw)}: use a number above 0, e.g. "1.2"`,
+        ),
+      );
+    } else policy.gates.maxP99Ratio = r;
+  }
+  const minRaw = a(ANNOTATION.minRequests);
+  if (minRaw !== undefined) {
+    if (!/^\d+$/.test(minRaw.trim())) {
+      errors.push(
+        problem(
+          "POLICY_MIN_REQUESTS",
+          ANNOTATION.minRequests,
+          `${JSON.stringify(minRaw)}: use a whole number, e.g. "100"`,
+        ),
+      );
+    } else policy.gates.minRequests = Number(minRaw.trim());
+  }
+
+  return errors.length > 0 ? err(errors) : ok(policy);
+}

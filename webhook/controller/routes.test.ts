@@ -1,0 +1,191 @@
+import { describe, expect, it } from "vitest";
+import { parsePolicy } from "../../shared/policy.ts";
+import {
+  buildTable,
+  endpointsOf,
+  releaseFor,
+  resolvePolicy,
+  selectRelease,
+  weightFor,
+} from "./routes.ts";
+import { formatStatus, type ReleaseStatus } from "./status.ts";
+import type { DeploymentView, PodView } from "./views.ts";
+
+const dep = (
+  name: string,
+  created: number,
+  ann: Record<string, string> = {},
+  version = name,
+): DeploymentView => ({
+  namespace: "shop",
+  name,
+  uid: `uid-${name}`,
+  created,
+  generation: 1,
+  app: "shop",
+  version,
+  replicas: 1,
+  ready: true,
+  annotations: Object.fromEntries(Object.entries(ann).map(([k, v]) => [`verso.dev/${k}`, v])),
+});
+const status = (o: Partial<ReleaseStatus>): ReleaseStatus => ({
+  phase: "Progressing",
+  weight: 20,
+  reason: "StepAdvanced",
+  message: "",
+  version: "v2",
+  generation: 1,
+  startedAt: "2026-01-01T00:00:00Z",
+  lastProgressAt: "2026-01-01T00:00:00Z",
+  ...o,
+});
+const pol = (o: Record<string, string>) => {
+  const r = parsePolicy(
+    Object.fromEntries(Object.entries(o).map(([k, v]) => [`verso.dev/${k}`, v])),
+  );
+  if (!r.ok) throw new Error("bad");
+  return r.value;
+};
+
+describe("selectRelease", () => {
+  it("newest release wins, others are superseded, plain Deployments are ignored", () => {
+    const c = selectRelease([
+      dep("v1", 1),
+      dep("v2", 2, { strategy: "canary" }),
+      dep("v3", 3, { strategy: "canary" }),
+    ]);
+    expect(c.release?.name).toBe("v3");
+    expect(c.superseded.map((d) => d.name)).toEqual(["v2"]);
+  });
+  it("no release", () => {
+    expect(selectRelease([dep("v1", 1)])).toEqual({ release: undefined, superseded: [] });
+  });
+});
+
+describe("weightFor (mirrors its truth table)", () => {
+  const cases: [string, ReturnType<typeof pol>, ReleaseStatus | undefined, number][] = [
+    ["abort", pol({ strategy: "canary", weight: "50", abort: "true" }), undefined, 0],
+    ["failed", pol({ strategy: "canary", weight: "50" }), status({ phase: "Failed" }), 0],
+    ["blue-green promoted", pol({ strategy: "blue-green", promote: "true" }), undefined, 100],
+    [
+      "blue-green preview",
+      pol({ strategy: "blue-green" }),
+      status({ phase: "Promoted", weight: 100 }),
+      0,
+    ],
+    ["canary promote now", pol({ strategy: "canary", promote: "true" }), undefined, 100],
+    [
+      "canary promoted",
+      pol({ strategy: "canary", steps: "5,50" }),
+      status({ phase: "Promoted", weight: 100 }),
+      100,
+    ],
+    [
+      "automated from status",
+      pol({ strategy: "canary", steps: "5,50" }),
+      status({ weight: 20 }),
+      20,
+    ],
+    ["automated without status", pol({ strategy: "canary", steps: "5,50" }), undefined, 0],
+    [
+      "automated with another version's status",
+      pol({ strategy: "canary", steps: "5,50" }),
+      status({ version: "v1" }),
+      0,
+    ],
+    ["manual", pol({ strategy: "canary", weight: "12.5" }), status({ weight: 20 }), 12.5],
+  ];
+  for (const [name, p, s, w] of cases) it(name, () => expect(weightFor(p, s, "v2")).toBe(w));
+});
+
+describe("resolvePolicy and releaseFor", () => {
+  it("valid annotations give the release", () => {
+    const d = dep("v2", 2, {
+      strategy: "canary",
+      weight: "10",
+      match: "header:x-a=1",
+      sticky: "cookie:uid",
+    });
+    expect(releaseFor(d, resolvePolicy(d))).toEqual({
+      version: "v2",
+      strategy: "canary",
+      weight: 10,
+      match: [{ header: "x-a", value: "1" }],
+      sticky: { cookie: "uid" },
+    });
+  });
+  it("invalid annotations fall back to status.applied, with the errors", () => {
+    const d = dep("v2", 2, {
+      strategy: "canary",
+      weight: "140",
+      status: formatStatus(
+        status({ applied: { "verso.dev/strategy": "canary", "verso.dev/weight": "7" } }),
+      ),
+    });
+    const r = resolvePolicy(d);
+    expect(r.errors.map((e) => e.code)).toEqual(["POLICY_WEIGHT"]);
+    expect(releaseFor(d, r)?.weight).toBe(7);
+  });
+  it("invalid annotations fall back to memory, then to no release", () => {
+    const d = dep("v2", 2, { strategy: "canary", weight: "140" });
+    expect(releaseFor(d, resolvePolicy(d, pol({ strategy: "canary", weight: "3" })))?.weight).toBe(
+      3,
+    );
+    expect(releaseFor(d, resolvePolicy(d))).toBeUndefined();
+  });
+  it("a failed release loses its match rules", () => {
+    const d = dep("v2", 2, {
+      strategy: "canary",
+      match: "header:x-a=1",
+      status: formatStatus(status({ phase: "Failed", weight: 0 })),
+    });
+    expect(releaseFor(d, resolvePolicy(d))).toEqual({
+      version: "v2",
+      strategy: "canary",
+      weight: 0,
+    });
+  });
+});
+
+describe("endpointsOf and buildTable", () => {
+  const pod = (name: string, version: string, endpoint?: string): PodView => ({
+    namespace: "shop",
+    name,
+    app: "shop",
+    version,
+    endpoint,
+  });
+  it("only ready pods, sorted", () => {
+    expect(
+      endpointsOf([
+        pod("a", "v2", "127.0.0.9:15006"),
+        pod("b", "v1", "127.0.0.3:15006"),
+        pod("c", "v1", "127.0.0.2:15006"),
+        pod("d", "v1"),
+      ]),
+    ).toEqual({
+      v1: ["127.0.0.2:15006", "127.0.0.3:15006"],
+      v2: ["127.0.0.9:15006"],
+    });
+  });
+  it("bumps the revision only on change, never backwards", () => {
+    const input = {
+      app: "shop",
+      release: undefined,
+      endpoints: { v1: ["127.0.0.2:15006"] },
+      hopKey: "k",
+    };
+    const t1 = buildTable(input, undefined, 1000);
+    expect(t1.revision).toBe(1000);
+    expect(buildTable(input, t1, 5000)).toBe(t1);
+    const t2 = buildTable({ ...input, endpoints: {} }, t1, 500);
+    expect(t2.revision).toBe(1001);
+    const t3 = buildTable(
+      { ...input, release: { version: "v2", strategy: "canary", weight: 5 } },
+      t2,
+      9000,
+    );
+    expect(t3.revision).toBe(9000);
+    expect(t3).toMatchObject({ app: "shop", hopKey: "k", release: { weight: 5 } });
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * Deployments + pods of one app -> its routing table. Pure: every replica computes the same
+ * table from the same apiserver state (the streamed weight comes from `verso.dev/status`,
+ * which only the leader writes), so proxies may connect to any replica.
+ */
+import { ANNOTATION } from "../../shared/annotations.ts";
+import {
+  isRelease,
+  parsePolicy,
+  type PolicyError,
+  type ReleasePolicy,
+} from "../../shared/policy.ts";
+import type { Release, RoutingTable } from "../../shared/table.ts";
+import { parseStatus, type ReleaseStatus } from "./status.ts";
+import type { DeploymentView, PodView } from "./views.ts";
+
+export interface ReleaseChoice {
+  release: DeploymentView | undefined;
+  /** Other Deployments of the app that also carry a strategy: they are ignored. */
+  superseded: DeploymentView[];
+}
+
+/** Newest creationTimestamp wins; ties by name so every replica picks the same one. */
+export function selectRelease(deployments: readonly DeploymentView[]): ReleaseChoice {
+  const candidates = deployments
+    .filter((d) => isRelease(d.annotations))
+    .sort((a, b) => b.created - a.created || a.name.localeCompare(b.name));
+  return { release: candidates[0], superseded: candidates.slice(1) };
+}
+
+export interface ResolvedPolicy {
+  /** The policy in force: the annotations when valid, else the last good one, else none. */
+  policy: ReleasePolicy | undefined;
+  /** Problems with the current annotations (empty when they are valid). */
+  errors: PolicyError[];
+  status: ReleaseStatus | undefined;
+}
+
+/**
+ * Last good policy, in order: the annotations themselves; the set recorded in
+ * `status.applied` by the leader (survives restarts, same on every replica); this replica's
+ * memory of the last valid parse.
+ */
+export function resolvePolicy(d: DeploymentView, remembered?: ReleasePolicy): ResolvedPolicy {
+  const status = parseStatus(d.annotations[ANNOTATION.status]);
+  const parsed = parsePolicy(d.annotations);
+  if (parsed.ok) return { policy: parsed.value, errors: [], status };
+  if (status?.applied) {
+    const applied = parsePolicy(status.applied);
+    if (applied.ok) return { policy: applied.value, errors: parsed.error, status };
+  }
+  return { policy: remembered, errors: parsed.error, status };
+}
+
+/**
+ * The weight proxies are told. Abort and Failed always mean 0 and need no leader, so a
+ * rollback written by anyone takes effect on every replica at once.
+ *
+ * | abort | phase    | strategy   | promote | steps | weight            |
+ * |-------|----------|------------|---------|-------|-------------------|
+ * | yes   | -        | -          | -       | -     | 0                 |
+ * | no    | Failed   | -          | -       | -     | 0                 |
+ * | no    | -        | blue-green | true    | -     | 100               |
+ * | no    | -        | blue-green | false   | -     | 0                 |
+ * | no    | -        | canary     | true    | -     | 100               |
+ * | no    | Promoted | canary     | false   | -     | 100               |
+ * | no    | other    | canary     | false   | yes   | status.weight, 0 without status |
+ * | no    | other    | canary     | false   | no    | verso.dev/weight  |
+ */
+export function weightFor(
+  policy: ReleasePolicy,
+  status: ReleaseStatus | undefined,
+  version: string,
+): number {
+  const own = status?.version === version ? status : undefined;
+  if (policy.abort || own?.phase === "Failed") return 0;
+  if (policy.strategy === "blue-green") return policy.promote ? 100 : 0;
+  if (policy.promote || own?.phase === "Promoted") return 100;
+  if (policy.steps) return own?.weight ?? 0;
+  return policy.weight;
+}
+
+export function releaseFor(d: DeploymentView, resolved: ResolvedPolicy): Release | undefined {
+  const policy = resolved.policy;
+  if (!policy) return undefined;
+  const weight = weightFor(policy, resolved.status, d.version);
+  const release: Release = { version: d.version, strategy: policy.strategy, weight };
+  const failed =
+    policy.abort || (resolved.status?.version === d.version && resolved.status.phase === "Failed");
+  // A failed release keeps no match rules either: nobody should be sent to it any more.
+  if (!failed && policy.match && policy.match.length > 0) release.match = policy.match;
+  if (!failed && policy.sticky) release.sticky = policy.sticky;
+  return release;
+}
+
+export function endpointsOf(pods: readonly PodView[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const p of pods) {
+    if (p.endpoint === undefined) continue;
+    (out[p.version] ??= []).push(p.endpoint);
+  }
+  for (const list of Object.values(out)) list.sort();
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+const contentOf = (t: Omit<RoutingTable, "revision">): string =>
+  JSON.stringify([t.app, t.release ?? null, t.endpoints, t.hopKey ?? null]);
+
+/**
+ * The table for an app, or `prev` itself when nothing changed. A new revision is
+ * max(prev + 1, now in ms): it never goes backwards across restarts or between replicas
+ * whose clocks agree, so a proxy that ignores older revisions still takes every change.
+ */
+export function buildTable(
+  input: {
+    app: string;
+    release: Release | undefined;
+    endpoints: Record<string, string[]>;
+    hopKey?: string;
+  },
+  prev: RoutingTable | undefined,
+  now: number,
+): RoutingTable {
+  const next: RoutingTable = { app: input.app, revision: 0, endpoints: input.endpoints };
+  if (input.release) next.release = input.release;
+  if (input.hopKey !== undefined) next.hopKey = input.hopKey;
+  if (prev && contentOf(prev) === contentOf(next)) return prev;
+  next.revision = Math.max((prev?.revision ?? 0) + 1, Math.floor(now));
+  return next;
+}

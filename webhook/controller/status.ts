@@ -1,0 +1,116 @@
+/**
+ * `verso.dev/status`: the release's progress, written by the leader on the release
+ * Deployment. It is also the controller's memory: a new leader resumes from it, and every
+ * replica derives the streamed weight from it, so all replicas serve the same table.
+ */
+import type { Analysis } from "./analyse.ts";
+
+export type Phase = "Pending" | "Progressing" | "Paused" | "Promoted" | "Failed";
+
+/** Stable reason codes: the Event reason, the status `reason`, a log field. */
+export type StatusReason =
+  | "Waiting"
+  | "Started"
+  | "StepAdvanced"
+  | "Held"
+  | "Promoted"
+  | "RolledBack"
+  | "Aborted"
+  | "DeadlineExceeded"
+  | "Paused"
+  | "Resumed"
+  | "WeightSet"
+  | "Preview"
+  | "PolicyInvalid";
+
+export interface AnalysisRecord {
+  at: string;
+  action: Analysis["action"];
+  reason: Analysis["reason"];
+  message: string;
+  measured: Analysis["measured"];
+}
+
+export interface ReleaseStatus {
+  phase: Phase;
+  /** 1-based index into `verso.dev/steps` (automated canary only). */
+  step?: number;
+  /** Percent of the app's traffic the release gets now (what the proxies are told). */
+  weight: number;
+  reason: StatusReason;
+  message: string;
+  /** Release version this status belongs to; a new version starts afresh. */
+  version: string;
+  /** Deployment metadata.generation when this release started: a spec change restarts a failed release. */
+  generation: number;
+  startedAt: string;
+  stepStartedAt?: string;
+  lastProgressAt: string;
+  promotedAt?: string;
+  analysis?: AnalysisRecord;
+  /** The policy annotations last seen valid; used while the current ones are invalid. */
+  applied?: Record<string, string>;
+  /** Present while the current annotations are invalid: the codes of the problems. */
+  policyErrors?: string[];
+}
+
+const PHASES = new Set<Phase>(["Pending", "Progressing", "Paused", "Promoted", "Failed"]);
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Tolerant read of the annotation: anything unreadable is "no status". */
+export function parseStatus(text: string | undefined): ReleaseStatus | undefined {
+  if (text === undefined) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(raw) || !PHASES.has(raw.phase as Phase)) return undefined;
+  if (typeof raw.weight !== "number" || typeof raw.version !== "string") return undefined;
+  if (typeof raw.startedAt !== "string" || typeof raw.lastProgressAt !== "string") return undefined;
+  const applied = isRecord(raw.applied)
+    ? Object.fromEntries(
+        Object.entries(raw.applied).filter((e): e is [string, string] => typeof e[1] === "string"),
+      )
+    : undefined;
+  const status: ReleaseStatus = {
+    phase: raw.phase as Phase,
+    weight: raw.weight,
+    reason: (typeof raw.reason === "string" ? raw.reason : "Waiting") as StatusReason,
+    message: typeof raw.message === "string" ? raw.message : "",
+    version: raw.version,
+    generation: typeof raw.generation === "number" ? raw.generation : 0,
+    startedAt: raw.startedAt,
+    lastProgressAt: raw.lastProgressAt,
+  };
+  if (typeof raw.step === "number") status.step = raw.step;
+  if (typeof raw.stepStartedAt === "string") status.stepStartedAt = raw.stepStartedAt;
+  if (typeof raw.promotedAt === "string") status.promotedAt = raw.promotedAt;
+  if (isRecord(raw.analysis)) status.analysis = raw.analysis as unknown as AnalysisRecord;
+  if (applied) status.applied = applied;
+  if (Array.isArray(raw.policyErrors)) status.policyErrors = raw.policyErrors.map(String);
+  return status;
+}
+
+/** Key order fixed so an unchanged status serialises to the same bytes (no needless writes). */
+export function formatStatus(s: ReleaseStatus): string {
+  return JSON.stringify({
+    phase: s.phase,
+    step: s.step,
+    weight: s.weight,
+    reason: s.reason,
+    message: s.message,
+    version: s.version,
+    generation: s.generation,
+    startedAt: s.startedAt,
+    stepStartedAt: s.stepStartedAt,
+    lastProgressAt: s.lastProgressAt,
+    promotedAt: s.promotedAt,
+    analysis: s.analysis,
+    applied: s.applied,
+    policyErrors: s.policyErrors,
+  });
+}

@@ -1,0 +1,94 @@
+/**
+ * The few fields of Deployments and Pods the controller decides on, read once from the
+ * apiserver objects. Pure. Identity uses the webhook's own derivation on the pod template,
+ * so a Deployment's app/version is exactly what the webhook writes on its pods.
+ */
+import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
+import { LABEL } from "../../shared/annotations.ts";
+import { PROXY_PORT } from "../../shared/pod-env.ts";
+import { deriveIdentity } from "../mutation/identity.ts";
+import type { Pod } from "../mutation/pod.ts";
+
+export interface DeploymentView {
+  namespace: string;
+  name: string;
+  uid: string;
+  /** creationTimestamp, epoch ms. */
+  created: number;
+  generation: number;
+  annotations: Record<string, string>;
+  app: string | undefined;
+  version: string;
+  replicas: number;
+  /** Every desired replica is updated and ready, and the spec is observed. */
+  ready: boolean;
+}
+
+export interface PodView {
+  namespace: string;
+  name: string;
+  app: string;
+  version: string;
+  /** `podIP:15006` when ready and not terminating; undefined otherwise. */
+  endpoint: string | undefined;
+}
+
+const epoch = (d: Date | string | undefined): number => {
+  if (d === undefined) return 0;
+  const t = d instanceof Date ? d.getTime() : Date.parse(d);
+  return Number.isFinite(t) ? t : 0;
+};
+
+export function toDeploymentView(d: V1Deployment): DeploymentView {
+  const meta = d.metadata ?? {};
+  const template = d.spec?.template;
+  const identity = deriveIdentity({
+    metadata: {
+      labels: template?.metadata?.labels ?? {},
+      annotations: template?.metadata?.annotations ?? {},
+    },
+    spec: {
+      containers: (template?.spec?.containers ?? []).map((c) => ({ name: c.name, image: c.image })),
+    },
+  } as Pod);
+  const replicas = d.spec?.replicas ?? 1;
+  const st = d.status ?? {};
+  const generation = meta.generation ?? 0;
+  const ready =
+    replicas > 0 &&
+    (st.observedGeneration ?? 0) >= generation &&
+    (st.updatedReplicas ?? 0) >= replicas &&
+    (st.readyReplicas ?? 0) >= replicas;
+  return {
+    namespace: meta.namespace ?? "",
+    name: meta.name ?? "",
+    uid: meta.uid ?? "",
+    created: epoch(meta.creationTimestamp),
+    generation,
+    annotations: { ...(meta.annotations ?? {}) },
+    app: identity.app,
+    version: identity.version,
+    replicas,
+    ready,
+  };
+}
+
+/** Undefined for pods the webhook did not label (not part of any app). */
+export function toPodView(p: V1Pod): PodView | undefined {
+  const meta = p.metadata ?? {};
+  const app = meta.labels?.[LABEL.app];
+  const version = meta.labels?.[LABEL.version];
+  if (!app || !version) return undefined;
+  const ready =
+    meta.deletionTimestamp === undefined &&
+    p.status?.phase === "Running" &&
+    (p.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+  const ip = p.status?.podIP;
+  // Peers always reach the proxy's inbound port: in iptables mode it is the redirect target,
+  // in port mode the Service targets it too.
+  const endpoint = ready && ip ? formatEndpoint(ip, PROXY_PORT.inbound) : undefined;
+  return { namespace: meta.namespace ?? "", name: meta.name ?? "", app, version, endpoint };
+}
+
+const formatEndpoint = (ip: string, port: number): string =>
+  ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
