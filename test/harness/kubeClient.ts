@@ -114,7 +114,9 @@ export class KubeClient {
     });
     if ((res.statusCode ?? 0) !== 200) throw toError(res.statusCode ?? 0, await readAll(res));
     const lines = createInterface({ input: res, crlfDelay: Infinity });
-    const onAbort = (): void => res.destroy();
+    const onAbort = (): void => {
+      res.destroy();
+    };
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       for await (const line of lines) {
