@@ -1,0 +1,177 @@
+/**
+ * The webhook's Config: flags, else env (`VERSO_WEBHOOK_<FLAG>` in SCREAMING_SNAKE, e.g.
+ * VERSO_WEBHOOK_PROXY_IMAGE), else the default. Parsed once in main, frozen, passed down.
+ */
+import { parseArgs } from "node:util";
+import { err, ok, type Result } from "../shared/errors.ts";
+import { isLogLevel, type LogLevel } from "../shared/log.ts";
+import { splitHostPort } from "../shared/net.ts";
+import { DEFAULT_INJECT, type InjectConfig, isCaptureMode, isQuantity } from "./mutation/config.ts";
+
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export interface WebhookConfig {
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Undefined: make a self-signed pair in `selfSignedDir` for local use. */
+  readonly tls: TlsFiles | undefined;
+  readonly selfSignedDir: string;
+  /** Run the controller in this process (`--no-controller` turns it off). */
+  readonly controller: boolean;
+  readonly logLevel: LogLevel;
+  readonly maxBodyBytes: number;
+  /** Fallback poll for certificate changes, for filesystems where fs.watch misses events. */
+  readonly tlsPollMs: number;
+  readonly inject: InjectConfig;
+}
+
+export const DEFAULT_LISTEN = "127.0.0.1:9443";
+export const MAX_BODY_BYTES = 3 * 1024 * 1024;
+
+const OPTIONS = {
+  listen: { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "self-signed-dir": { type: "string" },
+  "no-controller": { type: "boolean" },
+  "log-level": { type: "string" },
+  "proxy-image": { type: "string" },
+  capture: { type: "string" },
+  "native-sidecar": { type: "string" },
+  "controller-url": { type: "string" },
+  namespace: { type: "string" },
+  "proxy-log-level": { type: "string" },
+  "proxy-cpu": { type: "string" },
+  "proxy-memory": { type: "string" },
+  "proxy-cpu-limit": { type: "string" },
+  "proxy-memory-limit": { type: "string" },
+  "tls-poll-interval-ms": { type: "string" },
+} as const;
+
+type Flag = keyof typeof OPTIONS;
+type Env = Readonly<Record<string, string | undefined>>;
+
+export const envName = (flag: string): string =>
+  `VERSO_WEBHOOK_${flag.replace(/-/g, "_").toUpperCase()}`;
+
+export function parseConfig(argv: readonly string[], env: Env): Result<WebhookConfig> {
+  let values: Partial<Record<Flag, string | boolean>>;
+  try {
+    values = parseArgs({
+      args: [...argv],
+      options: OPTIONS,
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (cause) {
+    return err(`${(cause as Error).message} (run with --help for the flags)`);
+  }
+  const get = (flag: Flag): string | undefined => {
+    const v = values[flag];
+    if (typeof v === "string") return v;
+    const e = env[envName(flag)];
+    return e === undefined || e === "" ? undefined : e;
+  };
+
+  const listenText = get("listen") ?? DEFAULT_LISTEN;
+  const listen = splitHostPort(listenText);
+  if (!listen) return err(`--listen ${listenText}: use host:port, e.g. 127.0.0.1:9443`);
+
+  const certFile = get("tls-cert");
+  const keyFile = get("tls-key");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    return err(
+      "--tls-cert and --tls-key go together: give both, or neither for a self-signed pair",
+    );
+  }
+
+  const logLevel = get("log-level") ?? "info";
+  if (!isLogLevel(logLevel)) return err(`--log-level ${logLevel}: use debug, info, warn or error`);
+  const proxyLogLevel = get("proxy-log-level") ?? DEFAULT_INJECT.proxyLogLevel;
+  if (!isLogLevel(proxyLogLevel)) {
+    return err(`--proxy-log-level ${proxyLogLevel}: use debug, info, warn or error`);
+  }
+  const capture = get("capture") ?? DEFAULT_INJECT.capture;
+  if (!isCaptureMode(capture)) return err(`--capture ${capture}: use iptables or port`);
+  const nativeText = get("native-sidecar") ?? String(DEFAULT_INJECT.nativeSidecar);
+  if (nativeText !== "true" && nativeText !== "false") {
+    return err(`--native-sidecar ${nativeText}: use true or false`);
+  }
+  const controllerUrl = get("controller-url") ?? DEFAULT_INJECT.controllerUrl;
+  if (!/^https?:\/\/[^\s/]+/.test(controllerUrl)) {
+    return err(
+      `--controller-url ${controllerUrl}: use a URL such as https://verso-webhook.verso-system.svc:443`,
+    );
+  }
+
+  const quantities: Record<string, string> = {};
+  const defaults = DEFAULT_INJECT.resources;
+  const pairs: [Flag, string][] = [
+    ["proxy-cpu", defaults.requests.cpu],
+    ["proxy-memory", defaults.requests.memory],
+    ["proxy-cpu-limit", defaults.limits.cpu],
+    ["proxy-memory-limit", defaults.limits.memory],
+  ];
+  for (const [flag, fallback] of pairs) {
+    const q = get(flag) ?? fallback;
+    if (!isQuantity(q))
+      return err(`--${flag} ${q}: use a Kubernetes quantity such as 100m or 64Mi`);
+    quantities[flag] = q;
+  }
+
+  const pollText = get("tls-poll-interval-ms") ?? "10000";
+  const tlsPollMs = Number(pollText);
+  if (!Number.isInteger(tlsPollMs) || tlsPollMs < 100) {
+    return err(`--tls-poll-interval-ms ${pollText}: use an integer of at least 100`);
+  }
+
+  const inject: InjectConfig = Object.freeze({
+    proxyImage: get("proxy-image") ?? DEFAULT_INJECT.proxyImage,
+    capture,
+    nativeSidecar: nativeText === "true",
+    controllerUrl,
+    namespace: get("namespace") ?? env.POD_NAMESPACE ?? DEFAULT_INJECT.namespace,
+    proxyLogLevel,
+    resources: Object.freeze({
+      requests: Object.freeze({
+        cpu: quantities["proxy-cpu"]!,
+        memory: quantities["proxy-memory"]!,
+      }),
+      limits: Object.freeze({
+        cpu: quantities["proxy-cpu-limit"]!,
+        memory: quantities["proxy-memory-limit"]!,
+      }),
+    }),
+  });
+
+  return ok(
+    Object.freeze({
+      listen: Object.freeze(listen),
+      tls: certFile && keyFile ? Object.freeze({ certFile, keyFile }) : undefined,
+      selfSignedDir: get("self-signed-dir") ?? ".verso/tls",
+      controller: values["no-controller"] !== true && env[envName("no-controller")] !== "true",
+      logLevel,
+      maxBodyBytes: MAX_BODY_BYTES,
+      tlsPollMs,
+      inject,
+    }),
+  );
+}
+
+export const USAGE = `npm run webhook -- [flags]   (each flag also reads env ${envName("<flag>")})
+  --listen host:port            HTTPS address (default ${DEFAULT_LISTEN})
+  --tls-cert FILE --tls-key FILE serving pair, re-read on change; omit both for self-signed
+  --self-signed-dir DIR         where the self-signed pair is written (default .verso/tls)
+  --no-controller               admission only
+  --log-level LEVEL             debug|info|warn|error (default info)
+  --proxy-image IMAGE           injected proxy image (default ${DEFAULT_INJECT.proxyImage})
+  --capture MODE                iptables|port (default iptables)
+  --native-sidecar BOOL         true: init container with restartPolicy Always (default true)
+  --controller-url URL          how proxies reach the controller (default ${DEFAULT_INJECT.controllerUrl})
+  --namespace NS                own namespace, never injected (default $POD_NAMESPACE or verso-system)
+  --proxy-log-level LEVEL       proxies' default log level (default info)
+  --proxy-cpu Q --proxy-memory Q --proxy-cpu-limit Q --proxy-memory-limit Q
+                                proxy resources (default 50m/64Mi requests, 500m/128Mi limits)
+`;

@@ -1,0 +1,81 @@
+/**
+ * The webhook process: flags -> frozen Config -> server -> (controller) -> wait for a signal.
+ *
+ *   npm run webhook -- --listen 127.0.0.1:9443 --tls-cert cert.pem --tls-key key.pem [--no-controller]
+ */
+import { createLogger } from "../shared/log.ts";
+import { startServer, type WebhookServer } from "./admission/server.ts";
+import { createRegistry } from "./admission/metrics.ts";
+import { parseConfig, USAGE, type WebhookConfig } from "./config.ts";
+import type { Logger } from "../shared/log.ts";
+import type { Registry } from "prom-client";
+
+/** What the controller gets to plug itself into the process. */
+export interface ControllerDeps {
+  config: WebhookConfig;
+  logger: Logger;
+  registry: Registry;
+  /** Mount the controller's routes (e.g. GET /v1/routes) on the HTTPS server. */
+  mount: WebhookServer["mount"];
+  addReadinessCheck: WebhookServer["addReadinessCheck"];
+}
+
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/**
+ * Seam for webhook/controller: replace the body with
+ *   `return (await import("./controller/index.ts")).startController(deps);`
+ * startController should resolve to undefined (and log why) when no cluster is reachable, so
+ * the process keeps serving admission alone.
+ */
+async function startController(deps: ControllerDeps): Promise<Stoppable | undefined> {
+  deps.logger.info("controller not wired into this build; serving admission only");
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const parsed = parseConfig(argv, process.env);
+  if (!parsed.ok) {
+    process.stderr.write(`verso-webhook: ${parsed.error}\n`);
+    process.exit(2);
+  }
+  const config = parsed.value;
+  const logger = createLogger("webhook", config.logLevel);
+  const registry = createRegistry();
+  const server = await startServer(config, { logger, registry });
+
+  let controller: Stoppable | undefined;
+  if (config.controller) {
+    controller = await startController({
+      config,
+      logger,
+      registry,
+      mount: server.mount,
+      addReadinessCheck: server.addReadinessCheck,
+    });
+  } else {
+    logger.info("--no-controller: serving admission only");
+  }
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutting down", { signal });
+    void Promise.allSettled([controller?.stop(), server.close()]).then(() => process.exit(0));
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+main().catch((e: unknown) => {
+  createLogger("webhook").error("webhook failed to start", { err: e });
+  process.exit(1);
+});

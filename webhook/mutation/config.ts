@@ -1,0 +1,47 @@
+/** What the mutation needs from the webhook's Config (flags/env, parsed once in main). */
+import type { LogLevel } from "../../shared/log.ts";
+
+export type CaptureMode = "iptables" | "port";
+
+export interface ResourceList {
+  readonly cpu: string;
+  readonly memory: string;
+}
+
+export interface ProxyResources {
+  readonly requests: ResourceList;
+  readonly limits: ResourceList;
+}
+
+export interface InjectConfig {
+  readonly proxyImage: string;
+  readonly capture: CaptureMode;
+  readonly nativeSidecar: boolean;
+  /** Where proxies reach the controller's route stream. */
+  readonly controllerUrl: string;
+  /** The webhook's own namespace: never injected. */
+  readonly namespace: string;
+  readonly proxyLogLevel: LogLevel;
+  readonly resources: ProxyResources;
+}
+
+export const DEFAULT_RESOURCES: ProxyResources = Object.freeze({
+  requests: Object.freeze({ cpu: "50m", memory: "64Mi" }),
+  limits: Object.freeze({ cpu: "500m", memory: "128Mi" }),
+});
+
+export const DEFAULT_INJECT: InjectConfig = Object.freeze({
+  proxyImage: "verso/sidecar:0.1.0",
+  capture: "iptables",
+  nativeSidecar: true,
+  controllerUrl: "https://verso-webhook.verso-system.svc:443",
+  namespace: "verso-system",
+  proxyLogLevel: "info",
+  resources: DEFAULT_RESOURCES,
+});
+
+export const isCaptureMode = (v: string): v is CaptureMode => v === "iptables" || v === "port";
+
+/** Kubernetes resource quantity (the common forms: 100m, 0.5, 64Mi, 1G, 1e3). */
+export const isQuantity = (v: string): boolean =>
+  /^[+]?(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+)?$/.test(v);
