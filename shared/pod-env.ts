@@ -53,6 +53,12 @@ export const ENV = {
   hopKeyFile: "VERSO_HOP_KEY_FILE",
   /** `false` hides the x-verso-version response header. */
   versionHeader: "VERSO_VERSION_HEADER",
+  /** Seconds the proxy waits for in-flight requests after SIGTERM (default 20). */
+  drainSeconds: "VERSO_DRAIN_SECONDS",
+  /** Seconds an upstream socket may stay silent before the request is failed (default 300). */
+  idleTimeoutSeconds: "VERSO_IDLE_TIMEOUT_SECONDS",
+  /** Seconds /ready waits for a first routing table before using the no-release default (10). */
+  tableWaitSeconds: "VERSO_TABLE_WAIT_SECONDS",
 } as const;
 
 /**
