@@ -1,0 +1,97 @@
+/**
+ * Rewritten kubelet probes: `/app-health/<container>/<livez|readyz|startupz>` performs the
+ * original probe (VERSO_PROBES) against this pod's app, so a probe never reaches a peer.
+ * Semantics follow the kubelet: HTTP 200-399 is success, a TCP connect is success.
+ */
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
+import type { ProbeMap, ProbeTarget } from "../../shared/pod-env.ts";
+import { err, ok, type Result } from "../../shared/errors.ts";
+
+export const PROBE_TIMEOUT_MS = 5_000;
+
+export type ProbeOutcome = { ok: true; status?: number } | { ok: false; reason: string };
+
+export function parseProbeMap(text: string | undefined): Result<ProbeMap> {
+  if (text === undefined || text.trim() === "") return ok({});
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    return err(`VERSO_PROBES: not JSON: ${(cause as Error).message}`);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return err("VERSO_PROBES: must be an object of admin path -> probe");
+  }
+  const out: ProbeMap = {};
+  for (const [path, v] of Object.entries(raw as Record<string, unknown>)) {
+    const p = v as Partial<ProbeTarget> & Record<string, unknown>;
+    if (typeof p !== "object" || p === null || typeof p.port !== "number") {
+      return err(`VERSO_PROBES[${path}]: needs kind and a numeric port`);
+    }
+    if (p.kind === "tcp") out[path] = { kind: "tcp", port: p.port };
+    else if (p.kind === "http" && typeof p.path === "string") {
+      out[path] = {
+        kind: "http",
+        port: p.port,
+        path: p.path,
+        scheme: p.scheme === "HTTPS" ? "HTTPS" : "HTTP",
+        ...(Array.isArray(p.headers)
+          ? { headers: p.headers as { name: string; value: string }[] }
+          : {}),
+      };
+    } else return err(`VERSO_PROBES[${path}]: kind must be "http" (with path) or "tcp"`);
+  }
+  return ok(out);
+}
+
+export function runProbe(host: string, probe: ProbeTarget): Promise<ProbeOutcome> {
+  return new Promise((resolve) => {
+    if (probe.kind === "tcp") {
+      const socket = net.connect({ host, port: probe.port });
+      socket.setTimeout(PROBE_TIMEOUT_MS, () => {
+        socket.destroy();
+        resolve({ ok: false, reason: "timeout" });
+      });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve({ ok: true });
+      });
+      socket.once("error", (e) =>
+        resolve({ ok: false, reason: (e as { code?: string }).code ?? "error" }),
+      );
+      return;
+    }
+    const headers: Record<string, string> = { "user-agent": "kube-probe/verso" };
+    for (const h of probe.headers ?? []) headers[h.name] = h.value;
+    const mod = probe.scheme === "HTTPS" ? https : http;
+    const req = mod.request({
+      host,
+      port: probe.port,
+      path: probe.path,
+      method: "GET",
+      headers,
+      agent: false,
+      timeout: PROBE_TIMEOUT_MS,
+      // The kubelet does not verify the app's certificate either.
+      ...(probe.scheme === "HTTPS" ? { rejectUnauthorized: false } : {}),
+    });
+    req.once("response", (res) => {
+      res.resume();
+      const status = res.statusCode ?? 0;
+      resolve(
+        status >= 200 && status < 400
+          ? { ok: true, status }
+          : { ok: false, reason: `status ${status}` },
+      );
+    });
+    req.once("timeout", () =>
+      req.destroy(Object.assign(new Error("timeout"), { code: "timeout" })),
+    );
+    req.once("error", (e) =>
+      resolve({ ok: false, reason: (e as { code?: string }).code ?? "error" }),
+    );
+    req.end();
+  });
+}

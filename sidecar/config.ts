@@ -1,0 +1,146 @@
+/**
+ * Flags and env, parsed once into a frozen Config (flags win over env). Every flag has the env
+ * var named in shared/pod-env.ts, which is what the webhook writes into pods.
+ */
+import { parseArgs } from "node:util";
+import { err, ok, type Result } from "../shared/errors.ts";
+import { isLogLevel, type LogLevel } from "../shared/log.ts";
+import { splitHostPort } from "../shared/net.ts";
+import { ENV, PROXY_PORT, TOKEN_PATH, type ProbeMap } from "../shared/pod-env.ts";
+import { parseProbeMap } from "./admin/probes.ts";
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Config {
+  readonly listen: HostPort;
+  readonly app: HostPort;
+  readonly admin: HostPort;
+  readonly appName: string;
+  readonly version: string;
+  /** Set: file mode. Unset: subscribe to the controller. */
+  readonly routes: string | undefined;
+  readonly controllerUrl: string | undefined;
+  readonly controllerCa: string | undefined;
+  readonly tokenFile: string;
+  readonly namespace: string | undefined;
+  readonly hopKeyFile: string | undefined;
+  readonly versionHeader: boolean;
+  readonly logLevel: LogLevel;
+  readonly drainSeconds: number;
+  readonly idleTimeoutSeconds: number;
+  readonly tableWaitSeconds: number;
+  readonly probes: ProbeMap;
+}
+
+/** flag name -> env name; the flag wins. */
+const FLAGS = {
+  listen: ENV.listen,
+  app: ENV.app,
+  admin: ENV.admin,
+  "app-name": ENV.appName,
+  version: ENV.version,
+  routes: ENV.routes,
+  "controller-url": ENV.controllerUrl,
+  "controller-ca": ENV.controllerCa,
+  "token-file": ENV.tokenFile,
+  namespace: ENV.namespace,
+  "hop-key-file": ENV.hopKeyFile,
+  "version-header": ENV.versionHeader,
+  "log-level": ENV.logLevel,
+  "drain-seconds": ENV.drainSeconds,
+  "idle-timeout-seconds": ENV.idleTimeoutSeconds,
+  "table-wait-seconds": ENV.tableWaitSeconds,
+  probes: ENV.probes,
+} as const;
+type Flag = keyof typeof FLAGS;
+
+export const USAGE = `usage: npm run sidecar -- --app-name NAME --version V [--routes FILE | --controller-url URL --namespace NS]
+  ${Object.entries(FLAGS)
+    .map(([f, e]) => `--${f} (${e})`)
+    .join("\n  ")}`;
+
+function seconds(name: string, text: string | undefined, dflt: number): Result<number> {
+  if (text === undefined || text === "") return ok(dflt);
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0) return err(`--${name}: must be a number of seconds >= 0`);
+  return ok(n);
+}
+
+function addr(name: string, text: string | undefined, dflt: string): Result<HostPort> {
+  const hp = splitHostPort(text ?? dflt);
+  return hp ? ok(hp) : err(`--${name}: ${JSON.stringify(text)} is not host:port`);
+}
+
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Result<Config> {
+  let values: Record<string, string | undefined>;
+  try {
+    const options = Object.fromEntries(
+      Object.keys(FLAGS).map((f) => [f, { type: "string" as const }]),
+    );
+    values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false })
+      .values as Record<string, string | undefined>;
+  } catch (e) {
+    return err(`${(e as Error).message}\n${USAGE}`);
+  }
+  const get = (f: Flag): string | undefined => {
+    const v = values[f] ?? env[FLAGS[f]];
+    return v === "" ? undefined : v;
+  };
+  const listen = addr("listen", get("listen"), `0.0.0.0:${PROXY_PORT.inbound}`);
+  const app = addr("app", get("app"), "127.0.0.1:8080");
+  const admin = addr("admin", get("admin"), `0.0.0.0:${PROXY_PORT.admin}`);
+  if (!listen.ok) return listen;
+  if (!app.ok) return app;
+  if (!admin.ok) return admin;
+  const appName = get("app-name");
+  const version = get("version");
+  if (!appName) return err(`--app-name (or ${ENV.appName}) is required`);
+  if (!version) return err(`--version (or ${ENV.version}) is required`);
+  const routes = get("routes");
+  const controllerUrl = get("controller-url");
+  const namespace = get("namespace");
+  if (!routes) {
+    if (!controllerUrl) return err(`either --routes FILE or --controller-url URL is required`);
+    if (!/^https?:\/\//.test(controllerUrl))
+      return err(`--controller-url: use http:// or https://`);
+    if (!namespace)
+      return err(`--namespace (or ${ENV.namespace}) is required with --controller-url`);
+  }
+  const vh = (get("version-header") ?? "true").toLowerCase();
+  if (vh !== "true" && vh !== "false") return err(`--version-header: use true or false`);
+  const level = get("log-level") ?? "info";
+  if (!isLogLevel(level))
+    return err(`--log-level: unsupported ${level}, use debug, info, warn or error`);
+  const drain = seconds("drain-seconds", get("drain-seconds"), 20);
+  const idle = seconds("idle-timeout-seconds", get("idle-timeout-seconds"), 300);
+  const wait = seconds("table-wait-seconds", get("table-wait-seconds"), 10);
+  if (!drain.ok) return drain;
+  if (!idle.ok) return idle;
+  if (!wait.ok) return wait;
+  const probes = parseProbeMap(get("probes"));
+  if (!probes.ok) return probes;
+  return ok(
+    Object.freeze({
+      listen: listen.value,
+      app: app.value,
+      admin: admin.value,
+      appName,
+      version,
+      routes,
+      controllerUrl,
+      controllerCa: get("controller-ca"),
+      tokenFile: get("token-file") ?? TOKEN_PATH,
+      namespace,
+      hopKeyFile: get("hop-key-file"),
+      versionHeader: vh === "true",
+      logLevel: level,
+      drainSeconds: drain.value,
+      idleTimeoutSeconds: idle.value,
+      tableWaitSeconds: wait.value,
+      probes: probes.value,
+    }),
+  );
+}

@@ -1,0 +1,125 @@
+/**
+ * The proxy: flags/env -> frozen Config -> wire the table store, metrics, the inbound proxy,
+ * the admin server and the table source (file or controller stream) -> listen. SIGTERM drains.
+ */
+import { readFileSync } from "node:fs";
+import { createLogger } from "../shared/log.ts";
+import { parseConfig, type Config } from "./config.ts";
+import { createAdminServer } from "./admin/server.ts";
+import { watchRoutesFile } from "./config/file-source.ts";
+import { subscribeRoutes } from "./config/stream-source.ts";
+import { TableStore } from "./config/store.ts";
+import { createMetrics } from "./metrics/metrics.ts";
+import { createProxy } from "./proxy/server.ts";
+
+function readHopKey(cfg: Config): Buffer | undefined {
+  if (!cfg.hopKeyFile) return undefined;
+  const key = readFileSync(cfg.hopKeyFile);
+  // A mounted Secret often ends with a newline someone typed; it is not part of the key.
+  const trimmed = Buffer.from(key.toString("latin1").trim(), "latin1");
+  if (trimmed.length < 16)
+    throw new Error(`--hop-key-file: ${cfg.hopKeyFile} holds fewer than 16 bytes`);
+  return trimmed;
+}
+
+function main(): void {
+  const parsed = parseConfig(process.argv.slice(2), process.env);
+  if (!parsed.ok) {
+    process.stderr.write(`verso-proxy: ${parsed.error}\n`);
+    process.exit(2);
+  }
+  const cfg = parsed.value;
+  const log = createLogger("verso-proxy", cfg.logLevel);
+  const startedAt = Date.now();
+  const metrics = createMetrics(cfg.appName, cfg.version);
+  let fileKey: Buffer | undefined;
+  try {
+    fileKey = readHopKey(cfg);
+  } catch (error) {
+    log.error("cannot read the hop key file", { error });
+    process.exit(2);
+  }
+  const store = new TableStore({
+    app: cfg.appName,
+    version: cfg.version,
+    fileKey,
+    allowDerivedKey: cfg.routes !== undefined,
+    log,
+    onChange: (t) => metrics.setRevision(t.revision),
+  });
+  const proxy = createProxy({
+    app: cfg.app,
+    appName: cfg.appName,
+    version: cfg.version,
+    versionHeader: cfg.versionHeader,
+    idleTimeoutMs: cfg.idleTimeoutSeconds * 1000,
+    store,
+    metrics,
+    log,
+  });
+  let draining = false;
+  const admin = createAdminServer({
+    app: cfg.app,
+    store,
+    metrics,
+    probes: cfg.probes,
+    tableWaitMs: cfg.tableWaitSeconds * 1000,
+    startedAt,
+    isDraining: () => draining,
+  });
+  const source = cfg.routes
+    ? watchRoutesFile(cfg.routes, store, log)
+    : subscribeRoutes({
+        controllerUrl: cfg.controllerUrl!,
+        namespace: cfg.namespace!,
+        app: cfg.appName,
+        tokenFile: cfg.tokenFile,
+        ca: cfg.controllerCa ? readFileSync(cfg.controllerCa, "utf8") : undefined,
+        store,
+        log,
+      });
+
+  const onListenError = (what: string) => (error: Error) => {
+    log.error(`cannot listen (${what})`, { error });
+    process.exit(1);
+  };
+  proxy.server.once("error", onListenError("inbound"));
+  admin.once("error", onListenError("admin"));
+  proxy.server.listen(cfg.listen.port, cfg.listen.host, () =>
+    admin.listen(cfg.admin.port, cfg.admin.host, () =>
+      log.info("proxy listening", {
+        listen: `${cfg.listen.host}:${cfg.listen.port}`,
+        app: `${cfg.app.host}:${cfg.app.port}`,
+        admin: `${cfg.admin.host}:${cfg.admin.port}`,
+        appName: cfg.appName,
+        version: cfg.version,
+        source: cfg.routes ? { file: cfg.routes } : { controller: cfg.controllerUrl },
+      }),
+    ),
+  );
+
+  const drain = (signal: string): void => {
+    if (draining) return;
+    draining = true;
+    log.info("draining", { signal, inFlight: proxy.inFlight(), graceSeconds: cfg.drainSeconds });
+    proxy.startDrain();
+    source.close();
+    const deadline = Date.now() + cfg.drainSeconds * 1000;
+    const tick = setInterval(() => {
+      proxy.server.closeIdleConnections();
+      const left = proxy.inFlight();
+      if (left === 0 || Date.now() >= deadline) {
+        clearInterval(tick);
+        if (left > 0)
+          log.warn("drain deadline reached; exiting with requests in flight", { inFlight: left });
+        else log.info("drained");
+        admin.close();
+        process.exit(0);
+      }
+    }, 100);
+  };
+  process.once("SIGTERM", () => drain("SIGTERM"));
+  process.once("SIGINT", () => drain("SIGINT"));
+}
+
+main();

@@ -1,0 +1,139 @@
+/**
+ * The proxy's Prometheus series (names in shared/metric-names.ts). Label values come only from
+ * fixed sets: the served version is always this pod's version, targets come from the routing
+ * table, method and status are classes. Children are cached so the hot path does one map
+ * lookup and one increment.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { DURATION_BUCKETS, METRIC, type ServedSource } from "../../shared/metric-names.ts";
+
+export type MethodClass = "GET" | "POST" | "PUT" | "DELETE" | "other";
+export type CodeClass = "1xx" | "2xx" | "3xx" | "4xx" | "5xx";
+export type UpstreamErrorKind =
+  | "app-connect"
+  | "app-reset"
+  | "app-timeout"
+  | "peer-connect"
+  | "peer-reset"
+  | "peer-timeout"
+  | "other";
+
+export function methodClass(method: string | undefined): MethodClass {
+  switch (method) {
+    case "GET":
+    case "POST":
+    case "PUT":
+    case "DELETE":
+      return method;
+    default:
+      return "other";
+  }
+}
+
+const CODE_CLASSES: readonly CodeClass[] = ["1xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
+export function codeClass(status: number): CodeClass {
+  const i = Math.floor(status / 100);
+  return CODE_CLASSES[i] ?? "5xx";
+}
+
+interface CounterChild {
+  inc(n?: number): void;
+}
+interface HistogramChild {
+  observe(v: number): void;
+}
+
+export interface ProxyMetrics {
+  readonly registry: Registry;
+  /** Count one request served here; seconds from arrival to the end of the response. */
+  served(method: MethodClass, code: CodeClass, source: ServedSource, seconds: number): void;
+  forwarded(target: string): void;
+  retried(target: string): void;
+  fellBack(wanted: string): void;
+  upstreamError(kind: UpstreamErrorKind): void;
+  setRevision(revision: number): void;
+}
+
+export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: METRIC.requests,
+    help: "Requests served by this proxy's app, by the version that served them.",
+    labelNames: ["app", "version", "method", "code_class", "source"],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: METRIC.duration,
+    help: "Time from arrival at the serving proxy to the end of the response, seconds.",
+    labelNames: ["app", "version"],
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const forwards = new Counter({
+    name: METRIC.forwards,
+    help: "Requests forwarded to a peer of another version.",
+    labelNames: ["app", "target"],
+    registers: [registry],
+  });
+  const retries = new Counter({
+    name: METRIC.retries,
+    help: "Retries on another peer after a peer refused or reset before any body was sent.",
+    labelNames: ["app", "target"],
+    registers: [registry],
+  });
+  const fallbacks = new Counter({
+    name: METRIC.fallbacks,
+    help: "Requests served locally because no peer of the wanted version answered.",
+    labelNames: ["app", "version"],
+    registers: [registry],
+  });
+  const upstreamErrors = new Counter({
+    name: METRIC.upstreamErrors,
+    help: "Errors talking to the local app or a peer, by kind.",
+    labelNames: ["app", "kind"],
+    registers: [registry],
+  });
+  const revision = new Gauge({
+    name: METRIC.revision,
+    help: "Revision of the routing table in force (-1: none yet, serving locally).",
+    labelNames: ["app"],
+    registers: [registry],
+  });
+  revision.labels(app).set(-1);
+
+  const durationChild = duration.labels(app, selfVersion);
+  const requestChildren = new Map<string, CounterChild>();
+  const keyed = (cache: Map<string, CounterChild>, c: Counter<string>, label: string) => {
+    let child = cache.get(label);
+    if (!child) {
+      child = c.labels(app, label);
+      cache.set(label, child);
+    }
+    return child;
+  };
+  const fwd = new Map<string, CounterChild>();
+  const rty = new Map<string, CounterChild>();
+  const fb = new Map<string, CounterChild>();
+  const ue = new Map<string, CounterChild>();
+  const h: HistogramChild = durationChild;
+
+  return {
+    registry,
+    served(method, code, source, seconds) {
+      const key = `${method}|${code}|${source}`;
+      let child = requestChildren.get(key);
+      if (!child) {
+        child = requests.labels(app, selfVersion, method, code, source);
+        requestChildren.set(key, child);
+      }
+      child.inc();
+      h.observe(seconds);
+    },
+    forwarded: (target) => keyed(fwd, forwards, target).inc(),
+    retried: (target) => keyed(rty, retries, target).inc(),
+    fellBack: (wanted) => keyed(fb, fallbacks, wanted).inc(),
+    upstreamError: (kind) => keyed(ue, upstreamErrors, kind).inc(),
+    setRevision: (r) => revision.labels(app).set(r),
+  };
+}

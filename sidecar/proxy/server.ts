@@ -1,0 +1,223 @@
+/**
+ * The inbound listener, the hot path. Per request: verify and strip the hop token, decide,
+ * then pipe to the local app or to a peer. Bodies stream both ways (pipe() gives backpressure:
+ * a slow client pauses the upstream, memory stays bounded); nothing is buffered.
+ */
+import http, {
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from "node:http";
+import type { Socket } from "node:net";
+import type { Logger } from "../../shared/log.ts";
+import type { Peer } from "../routing/compile.ts";
+import { decide, type Decision } from "../routing/decide.ts";
+import { HOP_HEADER } from "../routing/hop.ts";
+import type { TableStore } from "../config/store.ts";
+import { codeClass, methodClass, type ProxyMetrics } from "../metrics/metrics.ts";
+import { requestHeaders, responseHeaders } from "./headers.ts";
+import { PeerPool } from "./peers.ts";
+import { attempt, errorKind, type Target } from "./upstream.ts";
+import { handleUpgrade } from "./upgrade.ts";
+
+export const VERSION_HEADER = "x-verso-version";
+
+export interface ProxyOptions {
+  app: Target;
+  appName: string;
+  version: string;
+  versionHeader: boolean;
+  idleTimeoutMs: number;
+  store: TableStore;
+  metrics: ProxyMetrics;
+  log: Logger;
+  /** Injected for tests; Math.random in production. */
+  roll?: () => number;
+}
+
+export interface Proxy {
+  readonly server: http.Server;
+  inFlight(): number;
+  /** Stop accepting; keep-alive connections close after their current response. */
+  startDrain(): void;
+}
+
+/** One request's state across attempts. */
+interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly headers: OutgoingHttpHeaders;
+  readonly t0: number;
+  readonly forwardedIn: boolean;
+  /** Set once the request is served by this pod's app: only then is it counted here. */
+  local: boolean;
+  tried: Set<string> | undefined;
+}
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
+export function createProxy(opts: ProxyOptions): Proxy {
+  const { store, metrics, log } = opts;
+  const roll = opts.roll ?? Math.random;
+  const appAgent = new http.Agent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 256 });
+  const peerAgent = new http.Agent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 256 });
+  const pool = new PeerPool();
+  let active = 0;
+  let draining = false;
+  let warnedNoKey = false;
+
+  function relay(x: Exchange, upRes: IncomingMessage, addVersion: boolean): void {
+    const out = responseHeaders(upRes.headers);
+    if (addVersion) out[VERSION_HEADER] = opts.version;
+    if (draining) out.connection = "close";
+    const res = x.res;
+    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out);
+    // Event streams: send the headers now rather than with the first event.
+    const type = upRes.headers["content-type"];
+    if (type !== undefined && type.startsWith("text/event-stream")) res.flushHeaders();
+    upRes.pipe(res);
+    upRes.once("error", () => res.destroy());
+    upRes.once("aborted", () => res.destroy());
+  }
+
+  function fail(res: ServerResponse, status: number, code: string): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(status, { "content-type": "text/plain", "x-verso-error": code });
+    res.end(`verso proxy: ${code}\n`);
+  }
+
+  function serveLocal(x: Exchange, retried: boolean): void {
+    x.local = true;
+    attempt(x.req, x.res, opts.app, x.headers, appAgent, opts.idleTimeoutMs, {
+      onResponse: (upRes) => relay(x, upRes, opts.versionHeader),
+      onError(error, bodySent, reused) {
+        const kind = errorKind(error, "app");
+        metrics.upstreamError(kind);
+        // A pooled socket the app closed just as we reused it: safe to replay once.
+        if (!retried && reused && !bodySent) return serveLocal(x, true);
+        if (log.enabled("debug")) log.debug("app request failed", { kind, error });
+        fail(x.res, kind === "app-timeout" ? 504 : 502, kind);
+      },
+    });
+  }
+
+  function forward(x: Exchange, d: Extract<Decision, { forward: string }>): void {
+    const now = Date.now();
+    const peer: Peer | undefined = pool.pick(d.peers, now, x.tried);
+    if (!peer) {
+      metrics.fellBack(d.forward);
+      return serveLocal(x, false);
+    }
+    if (x.tried) metrics.retried(peer.version);
+    metrics.forwarded(peer.version);
+    x.headers[HOP_HEADER] = store.hop.sign(peer.version, now);
+    pool.acquire(peer.addr);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      pool.release(peer.addr);
+    };
+    x.res.once("close", release);
+    attempt(x.req, x.res, peer, x.headers, peerAgent, opts.idleTimeoutMs, {
+      onResponse: (upRes) => relay(x, upRes, false),
+      onError(error, bodySent, reused) {
+        release();
+        const kind = errorKind(error, "peer");
+        metrics.upstreamError(kind);
+        if (kind !== "peer-timeout" && !reused) pool.markDown(peer.addr, Date.now());
+        const safe = !bodySent || (IDEMPOTENT.has(x.req.method ?? "") && bodyless(x.req));
+        if (safe && !x.res.headersSent) {
+          (x.tried ??= new Set()).add(peer.addr);
+          return forward(x, d);
+        }
+        fail(x.res, kind === "peer-timeout" ? 504 : 502, kind);
+      },
+    });
+  }
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    active++;
+    let hopValid = false;
+    const hop = req.headers[HOP_HEADER];
+    if (hop !== undefined) {
+      hopValid = typeof hop === "string" && store.hop.verify(hop, Date.now());
+      delete req.headers[HOP_HEADER];
+    }
+    const x: Exchange = {
+      req,
+      res,
+      headers: requestHeaders(req.headers, {
+        remoteAddress: hopValid ? undefined : req.socket.remoteAddress,
+        upgrade: false,
+      }),
+      t0: performance.now(),
+      forwardedIn: hopValid,
+      local: false,
+      tried: undefined,
+    };
+    res.once("close", () => {
+      active--;
+      if (!x.local) return;
+      const seconds = (performance.now() - x.t0) / 1000;
+      const source = x.forwardedIn ? "forwarded" : "local";
+      metrics.served(methodClass(req.method), codeClass(res.statusCode), source, seconds);
+    });
+    let d = decide(
+      { url: req.url ?? "/", headers: req.headers, hopValid },
+      store.current,
+      opts.version,
+      roll,
+    );
+    if ("forward" in d && !store.hop.hasKey()) {
+      if (!warnedNoKey) {
+        warnedNoKey = true;
+        log.error(
+          "no hop key: serving locally instead of forwarding; set --hop-key-file or the table's hopKey",
+        );
+      }
+      d = { serve: "local", reason: d.reason, fallback: d.forward };
+    }
+    if ("forward" in d) return forward(x, d);
+    if (d.fallback !== undefined) metrics.fellBack(d.fallback);
+    serveLocal(x, false);
+  }
+
+  const server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, onRequest);
+  server.headersTimeout = 66_000;
+  // Expect: 100-continue goes end to end: the upstream decides, we relay its 100.
+  server.on("checkContinue", onRequest);
+  server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) =>
+    handleUpgrade(req, socket, head, {
+      app: opts.app,
+      version: opts.version,
+      versionHeader: opts.versionHeader,
+      store,
+      pool,
+      metrics,
+      roll,
+    }),
+  );
+  server.on("clientError", (_err, socket: Socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+    else socket.destroy();
+  });
+
+  return {
+    server,
+    inFlight: () => active,
+    startDrain() {
+      draining = true;
+      server.close();
+      server.closeIdleConnections();
+    },
+  };
+}
+
+function bodyless(req: IncomingMessage): boolean {
+  const len = req.headers["content-length"];
+  return req.headers["transfer-encoding"] === undefined && (len === undefined || len === "0");
+}

@@ -1,0 +1,161 @@
+/**
+ * The routing decision, pure: request view + compiled table + this pod's version (+ a random
+ * roll supplied by the caller) -> serve here, or forward to a peer of another version.
+ */
+import type { IncomingHttpHeaders } from "node:http";
+import type { CompiledRelease, CompiledRule, CompiledTable, Peer } from "./compile.ts";
+import { bucketOf, bucketOfRoll } from "./hash.ts";
+
+export interface RequestView {
+  /** Request target as received (`/path?query`). */
+  readonly url: string;
+  /** Lowercased names, as node:http gives them. */
+  readonly headers: IncomingHttpHeaders;
+  /** A hop token signed for this app and this pod's version, not expired (see hop.ts). */
+  readonly hopValid: boolean;
+}
+
+/** Why a version was chosen: the log field, the metric label and the docs' wording in one. */
+export type RouteReason =
+  | "hop-token"
+  | "no-release"
+  | "match"
+  | "blue-green-promoted"
+  | "blue-green-preview"
+  | "sticky"
+  | "random";
+
+export type Decision =
+  /** `fallback` names the wanted version when it had no peer (counted as a fallback). */
+  | { serve: "local"; reason: RouteReason; fallback?: string }
+  /** `forward`: the release version, or the stable side's label (CompiledTable.stableLabel). */
+  | { forward: string; peers: readonly Peer[]; reason: RouteReason };
+
+export const REASON_TEXT: Record<RouteReason, string> = {
+  "hop-token": "forwarded by a peer with a valid hop token: served here",
+  "no-release": "no release in progress: served where it landed",
+  match: "a match rule selected the release version",
+  "blue-green-promoted": "blue-green promoted: all traffic to the release version",
+  "blue-green-preview": "blue-green preview: traffic stays on stable unless a match rule applies",
+  sticky: "weight split on the sticky key's bucket",
+  random: "weight split on a random bucket",
+};
+
+/** Cookie value by name from a Cookie header (`a=1; b=2`), without building a map. */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  let start = 0;
+  while (start < header.length) {
+    let end = header.indexOf(";", start);
+    if (end === -1) end = header.length;
+    const eq = header.indexOf("=", start);
+    if (eq !== -1 && eq < end && header.slice(start, eq).trim() === name) {
+      let v = header.slice(eq + 1, end).trim();
+      if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+      return v;
+    }
+    start = end + 1;
+  }
+  return undefined;
+}
+
+function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v.join(", ") : v;
+}
+
+function pathOf(url: string): string {
+  const q = url.indexOf("?");
+  return q === -1 ? url : url.slice(0, q);
+}
+
+function ruleMatches(rule: CompiledRule, view: RequestView, cookie: string | undefined): boolean {
+  switch (rule.kind) {
+    case "header-value":
+      return headerValue(view.headers, rule.name) === rule.value;
+    case "header-regex": {
+      const v = headerValue(view.headers, rule.name);
+      return v !== undefined && rule.re.test(v);
+    }
+    case "cookie-value":
+      return cookieValue(cookie, rule.name) === rule.value;
+    case "cookie-regex": {
+      const v = cookieValue(cookie, rule.name);
+      return v !== undefined && rule.re.test(v);
+    }
+    case "path-prefix":
+      return pathOf(view.url).startsWith(rule.prefix);
+  }
+}
+
+/** Which side of the release a request belongs to, and why. */
+function chooseSide(
+  release: CompiledRelease,
+  view: RequestView,
+  roll: () => number,
+): { release: boolean; reason: RouteReason } {
+  const cookie = release.needsCookies ? headerValue(view.headers, "cookie") : undefined;
+  for (const rule of release.rules) {
+    if (ruleMatches(rule, view, cookie)) return { release: true, reason: "match" };
+  }
+  if (release.strategy === "blue-green") {
+    return release.weight >= 100
+      ? { release: true, reason: "blue-green-promoted" }
+      : { release: false, reason: "blue-green-preview" };
+  }
+  if (release.threshold <= 0) return { release: false, reason: "random" };
+  if (release.sticky) {
+    const key =
+      release.sticky.kind === "header"
+        ? headerValue(view.headers, release.sticky.name)
+        : cookieValue(cookie, release.sticky.name);
+    if (key !== undefined && key !== "") {
+      return { release: bucketOf(key) < release.threshold, reason: "sticky" };
+    }
+  }
+  return { release: bucketOfRoll(roll()) < release.threshold, reason: "random" };
+}
+
+/*
+ * Truth table (R = release version, S = any other version; "peers" = ready peers of the target).
+ * Mirrored row by row in decide.test.ts.
+ *
+ * | hop token | release | match | strategy / split            | self | result                  |
+ * |-----------|---------|-------|-----------------------------|------|-------------------------|
+ * | valid     | any     | any   | any                         | any  | local  (hop-token)      |
+ * | none/bad  | absent  | -     | -                           | any  | local  (no-release)     |
+ * | none/bad  | R       | yes   | any                         | R    | local  (match)          |
+ * | none/bad  | R       | yes   | any                         | S    | forward R (match)       |
+ * | none/bad  | R       | no    | blue-green, weight 100      | R    | local                   |
+ * | none/bad  | R       | no    | blue-green, weight 100      | S    | forward R               |
+ * | none/bad  | R       | no    | blue-green, weight < 100    | S    | local  (preview)        |
+ * | none/bad  | R       | no    | blue-green, weight < 100    | R    | forward stable          |
+ * | none/bad  | R       | no    | canary, bucket < weight*100 | R/S  | local / forward R       |
+ * | none/bad  | R       | no    | canary, bucket >= ...       | S/R  | local / forward stable  |
+ * | forward wanted but the target has no peers                 | any  | local, fallback=target  |
+ * The bucket is the sticky key's hash when the key is present, else a random roll.
+ */
+export function decide(
+  view: RequestView,
+  table: CompiledTable | undefined,
+  selfVersion: string,
+  roll: () => number,
+): Decision {
+  if (view.hopValid) return { serve: "local", reason: "hop-token" };
+  const release = table?.release;
+  if (!table || !release) return { serve: "local", reason: "no-release" };
+  const side = chooseSide(release, view, roll);
+  if (side.release) {
+    if (selfVersion === release.version) return { serve: "local", reason: side.reason };
+    const peers = table.peers.get(release.version);
+    if (!peers || peers.length === 0) {
+      return { serve: "local", reason: side.reason, fallback: release.version };
+    }
+    return { forward: release.version, peers, reason: side.reason };
+  }
+  if (selfVersion !== release.version) return { serve: "local", reason: side.reason };
+  if (table.stablePeers.length === 0) {
+    return { serve: "local", reason: side.reason, fallback: "stable" };
+  }
+  return { forward: table.stableLabel, peers: table.stablePeers, reason: side.reason };
+}
