@@ -1,0 +1,79 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_INJECT } from "./config.ts";
+import { parsePortList, parseTunables } from "./tunables.ts";
+
+describe("parsePortList", () => {
+  it.each([
+    ["8080", [8080]],
+    [" 8080 , 9090,8080 ", [8080, 9090]],
+    ["", []],
+    ["0", undefined],
+    ["65536", undefined],
+    ["http", undefined],
+    ["80-90", undefined],
+  ])("%j -> %j", (text, expected) => {
+    expect(parsePortList(text)).toEqual(expected);
+  });
+});
+
+describe("parseTunables", () => {
+  it("defaults come from the config", () => {
+    const t = parseTunables({}, DEFAULT_INJECT);
+    expect(t).toEqual({
+      ok: true,
+      value: {
+        capture: "iptables",
+        nativeSidecar: true,
+        logLevel: "info",
+        resources: DEFAULT_INJECT.resources,
+        ports: undefined,
+        excludePorts: new Set(),
+      },
+    });
+  });
+
+  it.each([
+    ["verso.dev/capture", "port", { capture: "port" }],
+    ["verso.dev/native-sidecar", "FALSE", { nativeSidecar: false }],
+    ["verso.dev/log-level", "debug", { logLevel: "debug" }],
+    ["verso.dev/ports", "9000,9001", { ports: [9000, 9001] }],
+    ["verso.dev/exclude-ports", "9090", { excludePorts: new Set([9090]) }],
+    [
+      "verso.dev/proxy-cpu",
+      "250m",
+      {
+        resources: {
+          requests: { cpu: "250m", memory: "64Mi" },
+          limits: { cpu: "500m", memory: "128Mi" },
+        },
+      },
+    ],
+    [
+      "verso.dev/proxy-memory-limit",
+      "1Gi",
+      {
+        resources: {
+          requests: { cpu: "50m", memory: "64Mi" },
+          limits: { cpu: "500m", memory: "1Gi" },
+        },
+      },
+    ],
+  ])("%s: %s", (key, value, expected) => {
+    const t = parseTunables({ [key]: value }, DEFAULT_INJECT);
+    expect(t.ok && t.value).toMatchObject(expected);
+  });
+
+  it.each([
+    ["verso.dev/capture", "tproxy"],
+    ["verso.dev/native-sidecar", "yes"],
+    ["verso.dev/log-level", "trace"],
+    ["verso.dev/ports", "8080,http"],
+    ["verso.dev/exclude-ports", "-1"],
+    ["verso.dev/proxy-cpu", "fast"],
+    ["verso.dev/proxy-memory", "64MB"],
+  ])("%s: %s is rejected, naming the annotation", (key, value) => {
+    const t = parseTunables({ [key]: value }, DEFAULT_INJECT);
+    expect(t.ok).toBe(false);
+    expect(!t.ok && t.error[0]?.startsWith(`${key}=`)).toBe(true);
+  });
+});
