@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "./config.ts";
+
+const base = ["--app-name", "shop", "--version", "v1", "--routes", "r.json"];
+
+describe("parseConfig", () => {
+  it("reads the contract's flags", () => {
+    const r = parseConfig(
+      [
+        "--listen",
+        "127.0.0.2:15006",
+        "--app",
+        "127.0.0.2:8080",
+        "--admin",
+        "127.0.0.2:15020",
+        ...base,
+      ],
+      {},
+    );
+    expect(r.ok && r.value).toMatchObject({
+      listen: { host: "127.0.0.2", port: 15006 },
+      app: { host: "127.0.0.2", port: 8080 },
+      admin: { host: "127.0.0.2", port: 15020 },
+      appName: "shop",
+      version: "v1",
+      routes: "r.json",
+      versionHeader: true,
+      drainSeconds: 20,
+    });
+    expect(r.ok && Object.isFrozen(r.value)).toBe(true);
+  });
+
+  it("falls back to env, and flags win over env", () => {
+    const env = {
+      VERSO_APP_NAME: "cart",
+      VERSO_VERSION: "v9",
+      VERSO_ROUTES: "x.json",
+      VERSO_VERSION_HEADER: "false",
+      VERSO_DRAIN_SECONDS: "3",
+    };
+    const fromEnv = parseConfig([], env);
+    expect(fromEnv.ok && fromEnv.value).toMatchObject({
+      appName: "cart",
+      version: "v9",
+      versionHeader: false,
+      drainSeconds: 3,
+    });
+    const flagWins = parseConfig(["--version", "v2"], env);
+    expect(flagWins.ok && flagWins.value.version).toBe("v2");
+  });
+
+  it.each([
+    [["--version", "v1", "--routes", "r"], /app-name/],
+    [["--app-name", "shop", "--version", "v1"], /--routes FILE or --controller-url/],
+    [["--app-name", "shop", "--version", "v1", "--controller-url", "https://c"], /namespace/],
+    [
+      ["--app-name", "shop", "--version", "v1", "--controller-url", "c:443", "--namespace", "n"],
+      /http/,
+    ],
+    [[...base, "--listen", "nope"], /--listen/],
+    [[...base, "--version-header", "maybe"], /version-header/],
+    [[...base, "--log-level", "loud"], /log-level/],
+    [[...base, "--drain-seconds", "-1"], /drain-seconds/],
+    [[...base, "--probes", "{"], /VERSO_PROBES/],
+    [[...base, "--bogus", "1"], /bogus/],
+  ])("rejects %j", (argv, why) => {
+    const r = parseConfig(argv, {});
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toMatch(why);
+  });
+
+  it("parses a probe map", () => {
+    const probes = JSON.stringify({
+      "/app-health/web/readyz": { kind: "http", port: 8080, path: "/ready", scheme: "HTTP" },
+      "/app-health/web/livez": { kind: "tcp", port: 8080 },
+    });
+    const r = parseConfig([...base, "--probes", probes], {});
+    expect(r.ok && r.value.probes["/app-health/web/livez"]).toEqual({ kind: "tcp", port: 8080 });
+  });
+});
