@@ -1,0 +1,343 @@
+/**
+ * The webhook over real HTTPS on 127.0.0.1: in-process via startServer (so failures can be
+ * injected), then the real `node webhook/main.ts` process once.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Agent } from "node:https";
+import { Router } from "express";
+import fjp from "fast-json-patch";
+import type { Operation } from "fast-json-patch";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../shared/log.ts";
+import { startServer, type WebhookServer } from "../../webhook/admission/server.ts";
+import { writeSelfSigned } from "../../webhook/admission/tls.ts";
+import { parseConfig, type WebhookConfig } from "../../webhook/config.ts";
+import { makeAgent, review, samplePod, send, servedFingerprint } from "./webhookClient.ts";
+
+const quiet = createLogger("webhook-test", "error");
+
+function config(dir: string, extra: string[] = []): WebhookConfig {
+  const c = parseConfig(
+    [
+      "--listen",
+      "127.0.0.1:0",
+      "--tls-cert",
+      join(dir, "tls.crt"),
+      "--tls-key",
+      join(dir, "tls.key"),
+      "--no-controller",
+      "--tls-poll-interval-ms",
+      "200",
+      ...extra,
+    ],
+    {},
+  );
+  if (!c.ok) throw new Error(c.error);
+  return c.value;
+}
+
+/** Writes a fresh self-signed pair to dir/tls.{crt,key} the way a Secret update lands: rename. */
+async function rotate(dir: string): Promise<string> {
+  const staging = mkdtempSync(join(dir, "stage-"));
+  const files = await writeSelfSigned(staging, ["127.0.0.1"]);
+  renameSync(files.keyFile, join(dir, "tls.key"));
+  renameSync(files.certFile, join(dir, "tls.crt"));
+  rmSync(staging, { recursive: true, force: true });
+  return readFileSync(join(dir, "tls.crt"), "utf8");
+}
+
+function decodePatch(json: unknown): Operation[] | undefined {
+  const patch = (json as { response?: { patch?: string } }).response?.patch;
+  if (patch === undefined) return undefined;
+  return JSON.parse(Buffer.from(patch, "base64").toString("utf8")) as Operation[];
+}
+
+const responseOf = (json: unknown) =>
+  (json as { response: Record<string, unknown> }).response as {
+    uid: string;
+    allowed: boolean;
+    patchType?: string;
+    patch?: string;
+    warnings?: string[];
+  };
+
+describe("webhook server (in-process, real HTTPS)", () => {
+  let dir: string;
+  let server: WebhookServer;
+  let agent: Agent;
+  let caPem: string;
+  let throwOnUid: string | undefined;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "verso-webhook-"));
+    caPem = await rotate(dir);
+    const { admit } = await import("../../webhook/admission/admit.ts");
+    server = await startServer(config(dir), {
+      logger: quiet,
+      // The real admit(), made to throw for one uid: the edge must still answer.
+      admit: (req, cfg) => {
+        if (req.uid === throwOnUid) throw new Error("boom");
+        return admit(req, cfg);
+      },
+    });
+    agent = makeAgent(caPem);
+  });
+
+  afterAll(async () => {
+    agent?.destroy();
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const mutate = (body: unknown) =>
+    send(agent, `${server.url}/mutate`, "POST", JSON.stringify(body));
+
+  it("injects: uid echoed, JSONPatch that applies to the pod", async () => {
+    const pod = samplePod();
+    const r = await mutate(review(pod, { uid: "uid-inject" }));
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" });
+    const res = responseOf(r.json);
+    expect(res.uid).toBe("uid-inject");
+    expect(res.allowed).toBe(true);
+    expect(res.patchType).toBe("JSONPatch");
+    const ops = decodePatch(r.json)!;
+    const out = fjp.applyPatch(structuredClone(pod), ops, true, false).newDocument as {
+      metadata: { labels: Record<string, string> };
+      spec: { initContainers: { name: string }[] };
+    };
+    expect(out.metadata.labels["verso.dev/app"]).toBe("shop");
+    expect(out.metadata.labels["verso.dev/version"]).toBe("v1");
+    expect(out.spec.initContainers.map((c) => c.name)).toEqual(["verso-init", "verso-proxy"]);
+  });
+
+  it("dryRun answers exactly like a real request", async () => {
+    const a = await mutate(review(samplePod(), { uid: "same", dryRun: false }));
+    const b = await mutate(review(samplePod(), { uid: "same", dryRun: true }));
+    expect(b.json).toEqual(a.json);
+  });
+
+  it("allows non-pods, non-CREATE and opted-out pods without a patch", async () => {
+    const cases = [
+      review({ kind: "Service" }, { kind: { group: "", version: "v1", kind: "Service" } }),
+      review(samplePod(), { operation: "UPDATE" }),
+      review({
+        ...samplePod(),
+        metadata: { name: "x", labels: { app: "a" }, annotations: { "verso.dev/inject": "false" } },
+      }),
+    ];
+    for (const body of cases) {
+      const r = await mutate(body);
+      expect(r.status).toBe(200);
+      expect(responseOf(r.json)).toEqual({
+        uid: "00000000-0000-0000-0000-000000000001",
+        allowed: true,
+      });
+    }
+  });
+
+  it("answers bad input with 4xx and a reason code, and keeps serving", async () => {
+    const url = `${server.url}/mutate`;
+    const cases: [string, Promise<{ status: number; json: unknown }>, number, string][] = [
+      ["malformed JSON", send(agent, url, "POST", "{not json"), 400, "malformed_json"],
+      [
+        "text/plain",
+        send(agent, url, "POST", "{}", { "content-type": "text/plain" }),
+        415,
+        "unsupported_media_type",
+      ],
+      [
+        "4 MiB body",
+        send(agent, url, "POST", Buffer.alloc(4 * 1024 * 1024, 0x20)),
+        413,
+        "body_too_large",
+      ],
+      [
+        "v1beta1",
+        mutate({ ...review(samplePod()), apiVersion: "admission.k8s.io/v1beta1" }),
+        400,
+        "bad_api_version",
+      ],
+      ["wrong kind", mutate({ ...review(samplePod()), kind: "Pod" }), 400, "bad_kind"],
+      [
+        "no request",
+        mutate({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" }),
+        400,
+        "missing_request",
+      ],
+      ["no uid", mutate(review(samplePod(), { uid: undefined })), 400, "missing_uid"],
+      ["a JSON array", send(agent, url, "POST", "[]"), 400, "bad_request"],
+    ];
+    for (const [name, pending, status, code] of cases) {
+      const r = await pending;
+      expect({ name, status: r.status }).toEqual({ name, status });
+      expect(r.json).toMatchObject({ code });
+      expect(typeof (r.json as { message?: unknown }).message).toBe("string");
+    }
+    const ok = await mutate(review(samplePod(), { uid: "after-bad-input" }));
+    expect(ok.status).toBe(200);
+    expect(responseOf(ok.json).uid).toBe("after-bad-input");
+    const metrics = (await send(agent, `${server.url}/metrics`, "GET")).body;
+    expect(metrics).toMatch(
+      /verso_webhook_admission_requests_total\{outcome="rejected",reason="body_too_large"\} 1/,
+    );
+  });
+
+  it("admits the pod with a warning when the mutation throws, and counts it", async () => {
+    throwOnUid = "uid-throws";
+    try {
+      const r = await mutate(review(samplePod(), { uid: "uid-throws" }));
+      expect(r.status).toBe(200);
+      const res = responseOf(r.json);
+      expect(res).toMatchObject({ uid: "uid-throws", allowed: true });
+      expect(res.patch).toBeUndefined();
+      expect(res.warnings?.[0]).toMatch(/internal_error/);
+    } finally {
+      throwOnUid = undefined;
+    }
+    const metrics = (await send(agent, `${server.url}/metrics`, "GET")).body;
+    expect(metrics).toMatch(/verso_webhook_admission_errors_total\{code="internal_error"\} 1/);
+  });
+
+  it("answers 64 concurrent requests, each with its own uid", async () => {
+    const uids = Array.from({ length: 64 }, (_, i) => `concurrent-${i}`);
+    const results = await Promise.all(
+      uids.map((uid, i) => mutate(review(samplePod(`app${i}`), { uid }))),
+    );
+    expect(results.map((r) => r.status)).toEqual(uids.map(() => 200));
+    expect(results.map((r) => responseOf(r.json).uid)).toEqual(uids);
+    results.forEach((r, i) => {
+      const labels = decodePatch(r.json)?.find((o) => o.path === "/metadata/labels/verso.dev~1app");
+      expect(labels).toMatchObject({ op: "add", value: `app${i}` });
+    });
+  });
+
+  it("serves health, readiness (with extra checks) and Prometheus metrics", async () => {
+    expect((await send(agent, `${server.url}/healthz`, "GET")).status).toBe(200);
+    expect((await send(agent, `${server.url}/readyz`, "GET")).status).toBe(200);
+    let synced = false;
+    server.addReadinessCheck("informers", () => synced);
+    const notReady = await send(agent, `${server.url}/readyz`, "GET");
+    expect([notReady.status, notReady.body]).toEqual([503, "not ready: informers\n"]);
+    synced = true;
+    expect((await send(agent, `${server.url}/readyz`, "GET")).status).toBe(200);
+    const m = await send(agent, `${server.url}/metrics`, "GET");
+    expect(m.body).toMatch(
+      /verso_webhook_admission_requests_total\{outcome="injected",reason="none"\}/,
+    );
+    expect(m.body).toMatch(/verso_webhook_injection_skips_total\{reason="opted_out"\} 1/);
+    expect(m.body).toMatch(/verso_webhook_admission_duration_seconds_bucket/);
+  });
+
+  it("mounts extra routers (the controller's seam) ahead of the 404", async () => {
+    expect((await send(agent, `${server.url}/v1/routes`, "GET")).status).toBe(404);
+    const r = Router();
+    r.get("/routes", (_req, res) => {
+      res.json({ ok: true });
+    });
+    server.mount("/v1", r);
+    const got = await send(agent, `${server.url}/v1/routes`, "GET");
+    expect([got.status, got.json]).toEqual([200, { ok: true }]);
+  });
+
+  it("picks up a rotated certificate on disk without a restart", async () => {
+    const before = await servedFingerprint("127.0.0.1", server.address.port);
+    const newCa = await rotate(dir);
+    let after = before;
+    for (let i = 0; i < 100 && after === before; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await servedFingerprint("127.0.0.1", server.address.port);
+    }
+    expect(after).not.toBe(before);
+    // New connections verify against the new certificate and admission still works.
+    const fresh = makeAgent(newCa);
+    try {
+      const r = await send(
+        fresh,
+        `${server.url}/mutate`,
+        "POST",
+        JSON.stringify(review(samplePod())),
+      );
+      expect(r.status).toBe(200);
+    } finally {
+      fresh.destroy();
+    }
+  });
+
+  it("keeps the old certificate when the new files are not a valid pair", async () => {
+    const before = await servedFingerprint("127.0.0.1", server.address.port);
+    writeFileSync(join(dir, "tls.crt"), "-----BEGIN CERTIFICATE-----\ngarbage\n");
+    expect(await server.reloadTls()).toBe(false);
+    expect(await servedFingerprint("127.0.0.1", server.address.port)).toBe(before);
+    await rotate(dir);
+    expect(await server.reloadTls()).toBe(true);
+  });
+});
+
+describe("node webhook/main.ts (the real process)", () => {
+  it("starts with a self-signed pair, answers admission, exits 0 on SIGTERM", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "verso-webhook-main-"));
+    const child = spawn(
+      process.execPath,
+      [
+        "webhook/main.ts",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-controller",
+        "--self-signed-dir",
+        dir,
+        "--log-level",
+        "info",
+      ],
+      { cwd: join(import.meta.dirname, "..", ".."), stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.setEncoding("utf8");
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no "webhook serving" line:\n${stderr}`)),
+        20_000,
+      );
+      child.stderr.on("data", (chunk: string) => {
+        stderr += chunk;
+        const m = /"msg":"webhook serving","url":"(https:[^"]+)"/.exec(stderr);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      child.once("exit", (code) => reject(new Error(`exited ${code}:\n${stderr}`)));
+    });
+    expect(stderr).toContain(join(dir, "cert.pem"));
+    const agent = makeAgent(readFileSync(join(dir, "cert.pem"), "utf8"));
+    try {
+      const r = await send(agent, `${url}/mutate`, "POST", JSON.stringify(review(samplePod())));
+      expect(r.status).toBe(200);
+      expect(responseOf(r.json).patchType).toBe("JSONPatch");
+      const bad = await send(agent, `${url}/mutate`, "POST", "{");
+      expect(bad.status).toBe(400);
+      expect((await send(agent, `${url}/healthz`, "GET")).status).toBe(200);
+    } finally {
+      agent.destroy();
+    }
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("fails fast with a message on a bad flag", async () => {
+    const child = spawn(process.execPath, ["webhook/main.ts", "--capture", "ebpf"], {
+      cwd: join(import.meta.dirname, "..", ".."),
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/--capture ebpf: use iptables or port/);
+  });
+});
