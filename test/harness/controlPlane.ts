@@ -20,15 +20,16 @@ export const SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.lo
 
 /** Controllers kube-controller-manager runs (no scheduler, no node lifecycle: see README). */
 export const CONTROLLERS = [
-  "deployment",
-  "replicaset",
-  "endpointslice",
-  "serviceaccount",
-  "serviceaccount-token",
-  "namespace",
-  "garbagecollector",
-  "root-ca-cert-publisher",
-  "clusterrole-aggregation",
+  "deployment-controller",
+  "replicaset-controller",
+  "endpointslice-controller",
+  "endpoints-controller",
+  "serviceaccount-controller",
+  "serviceaccount-token-controller",
+  "namespace-controller",
+  "garbage-collector-controller",
+  "root-ca-certificate-publisher-controller",
+  "clusterrole-aggregation-controller",
 ];
 
 export interface ControlPlaneOptions {
@@ -36,7 +37,7 @@ export interface ControlPlaneOptions {
   dir?: string;
   /** Keep the working dir after stop (logs for debugging). Default: keep on failure only. */
   keepDir?: boolean;
-  /** Install signal handlers that tear down on SIGINT/SIGTERM (CLI use). */
+  /** Tear everything down on SIGINT/SIGTERM/SIGHUP, then exit (default true). */
   signalHandlers?: boolean;
   log?: (line: string) => void;
 }
@@ -56,7 +57,7 @@ export interface ControlPlane {
 
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  installExitHandlers({ signals: options.signalHandlers ?? false });
+  installExitHandlers({ signals: options.signalHandlers ?? true });
   const binaries = await ensureBinaries(log);
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "verso-cp-"));
   const pkiDir = join(dir, "pki");
@@ -160,11 +161,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       "kube-apiserver /readyz",
       async () => {
         if (!procs[1]?.running()) throw new Error(`kube-apiserver exited; see ${logDir}`);
-        const text = await api.request<unknown>("/readyz").then(
-          () => "ok",
+        return api.text("/readyz").then(
+          (text) => (text.trim() === "ok" ? true : undefined),
           () => undefined,
         );
-        return text;
       },
       60_000,
       200,

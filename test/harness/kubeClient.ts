@@ -64,6 +64,14 @@ export class KubeClient {
     return (text.length > 0 ? JSON.parse(text) : {}) as T;
   }
 
+  /** A non-JSON endpoint such as /metrics. */
+  async text(path: string): Promise<string> {
+    const res = await this.#send(path, {});
+    const text = await readAll(res);
+    if ((res.statusCode ?? 0) >= 300) throw toError(res.statusCode ?? 0, text);
+    return text;
+  }
+
   get<T>(path: string, query?: Record<string, string>): Promise<T> {
     return this.request<T>(path, { query });
   }
@@ -115,6 +123,7 @@ export class KubeClient {
     if ((res.statusCode ?? 0) !== 200) throw toError(res.statusCode ?? 0, await readAll(res));
     const lines = createInterface({ input: res, crlfDelay: Infinity });
     const onAbort = (): void => {
+      lines.close();
       res.destroy();
     };
     signal.addEventListener("abort", onAbort, { once: true });

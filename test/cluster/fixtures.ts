@@ -1,0 +1,97 @@
+/** Small builders and waits shared by the cluster suite (real apiserver, no mocks). */
+import type { KubeClient } from "../harness/kubeClient.ts";
+import type { List, Pod } from "../harness/podTypes.ts";
+import { waitFor } from "../harness/ports.ts";
+
+export const PROXY_IMAGE_HINT = /verso/;
+
+export async function createNamespace(
+  client: KubeClient,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<void> {
+  await client.create("/api/v1/namespaces", {
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name, labels },
+  });
+  // Pods are only admitted once the controller manager made the default service account.
+  await waitFor(
+    `serviceaccount ${name}/default`,
+    () => client.getOptional<object>(`/api/v1/namespaces/${name}/serviceaccounts/default`),
+    30_000,
+  );
+}
+
+export function demoPod(name: string, annotations: Record<string, string> = {}): Pod {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name,
+      labels: { "app.kubernetes.io/name": "shop", "app.kubernetes.io/version": "v1" },
+      annotations,
+    },
+    spec: {
+      containers: [
+        {
+          name: "app",
+          image: "verso-demo:v1",
+          ports: [{ name: "http", containerPort: 8080 }],
+        },
+      ],
+    },
+  };
+}
+
+export function deployment(name: string, version: string, replicas = 1): object {
+  const labels = { "app.kubernetes.io/name": "shop", "app.kubernetes.io/version": version };
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name, labels },
+    spec: {
+      replicas,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: {
+          containers: [
+            {
+              name: "app",
+              image: `verso-demo:${version}`,
+              ports: [{ name: "http", containerPort: 8080 }],
+              readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+export const allContainers = (pod: Pod): string[] => [
+  ...(pod.spec.initContainers ?? []).map((c) => c.name),
+  ...pod.spec.containers.map((c) => c.name),
+];
+
+export const isReady = (pod: Pod): boolean =>
+  pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+
+export async function podsOf(client: KubeClient, ns: string, selector?: string): Promise<Pod[]> {
+  const q = selector ? `?labelSelector=${encodeURIComponent(selector)}` : "";
+  const list = await client.get<List<Pod>>(`/api/v1/namespaces/${ns}/pods${q}`);
+  return list.items.filter((p) => !p.metadata.deletionTimestamp);
+}
+
+/** Sum of an apiserver counter's samples whose labels contain every `match` pair. */
+export function counterSum(metrics: string, name: string, match: Record<string, string>): number {
+  let sum = 0;
+  for (const line of metrics.split("\n")) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const labels = line.slice(name.length + 1, line.lastIndexOf("}"));
+    const ok = Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`));
+    if (ok) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return sum;
+}

@@ -1,0 +1,120 @@
+/**
+ * (a) The real kube-apiserver calls Verso's webhook over TLS (caBundle from a generated CA):
+ * injection where opted in, nothing elsewhere, dry runs mutated the same way, kube-system
+ * never sent, and the failurePolicy shipped in deploy/ honoured when the webhook is down.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LABEL } from "../../shared/annotations.ts";
+import { PROXY_CONTAINER } from "../../shared/pod-env.ts";
+import { startCluster, type Cluster } from "../harness/cluster.ts";
+import type { Pod } from "../harness/podTypes.ts";
+import { waitFor } from "../harness/ports.ts";
+import { shippedWebhook, webhookAvailable } from "../harness/webhook.ts";
+import { allContainers, counterSum, createNamespace, demoPod, deployment, podsOf } from "./fixtures.ts";
+
+const WEBHOOK_CALLS = "apiserver_admission_webhook_admission_duration_seconds_count";
+
+describe.skipIf(!webhookAvailable())("webhook called by a real apiserver", () => {
+  let cluster: Cluster;
+
+  const client = () => cluster.cp.client;
+  // The apiserver's own count of admission calls to our webhook, by webhook name.
+  const calls = async (): Promise<number> =>
+    counterSum(await client().text("/metrics"), WEBHOOK_CALLS, {
+      name: cluster.webhookEntry?.name ?? "",
+      type: "admit",
+    });
+
+  beforeAll(async () => {
+    cluster = await startCluster({ kubelet: false, crds: false });
+    await createNamespace(client(), "shop", { [LABEL.injection]: "enabled" });
+    await createNamespace(client(), "plain");
+    // The apiserver picks up a new webhook configuration asynchronously: wait until a dry run
+    // in the opted-in namespace comes back injected.
+    await waitFor(
+      "webhook configuration in effect",
+      async () => {
+        const pod = await client().create<Pod>("/api/v1/namespaces/shop/pods", demoPod("probe"), {
+          dryRun: "All",
+        });
+        return allContainers(pod).includes(PROXY_CONTAINER) ? true : undefined;
+      },
+      30_000,
+      250,
+    );
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it("injects and labels pods a Deployment makes in an opted-in namespace", async () => {
+    await client().create("/apis/apps/v1/namespaces/shop/deployments", deployment("shop-v1", "v1", 2));
+    const pods = await waitFor(
+      "2 pods from shop-v1",
+      async () => {
+        const found = await podsOf(client(), "shop", "app.kubernetes.io/version=v1");
+        return found.length === 2 ? found : undefined;
+      },
+      60_000,
+    );
+    for (const pod of pods) {
+      expect(pod.metadata.labels?.[LABEL.app]).toBe("shop");
+      expect(pod.metadata.labels?.[LABEL.version]).toBe("v1");
+      expect(allContainers(pod)).toContain(PROXY_CONTAINER);
+      expect(allContainers(pod)).toContain("app");
+    }
+  });
+
+  it("leaves pods in a namespace without the label alone", async () => {
+    const pod = await client().create<Pod>("/api/v1/namespaces/plain/pods", demoPod("plain-1"));
+    expect(allContainers(pod)).toEqual(["app"]);
+    expect(pod.metadata.labels?.[LABEL.app]).toBeUndefined();
+  });
+
+  it("leaves an opted-out pod alone", async () => {
+    const pod = await client().create<Pod>(
+      "/api/v1/namespaces/shop/pods",
+      demoPod("opted-out", { "verso.dev/inject": "false" }),
+    );
+    expect(allContainers(pod)).toEqual(["app"]);
+    expect(pod.metadata.labels?.[LABEL.version]).toBeUndefined();
+  });
+
+  it("mutates a server-side dry run the same way, and persists nothing", async () => {
+    const dry = await client().create<Pod>("/api/v1/namespaces/shop/pods", demoPod("dry-1"), {
+      dryRun: "All",
+    });
+    const real = await client().create<Pod>("/api/v1/namespaces/shop/pods", demoPod("real-1"));
+    expect(allContainers(dry)).toContain(PROXY_CONTAINER);
+    expect(allContainers(dry)).toEqual(allContainers(real));
+    expect(dry.metadata.labels).toEqual(real.metadata.labels);
+    expect(await client().getOptional("/api/v1/namespaces/shop/pods/dry-1")).toBeUndefined();
+  });
+
+  it("is never called for kube-system, and is counted when it is called", async () => {
+    const before = await calls();
+    await client().create("/api/v1/namespaces/kube-system/pods", demoPod("system-1"));
+    const afterSystem = await calls();
+    await client().create("/api/v1/namespaces/shop/pods", demoPod("counted-1"));
+    const afterShop = await calls();
+    expect(afterSystem).toBe(before);
+    expect(afterShop).toBeGreaterThan(afterSystem);
+  });
+
+  // Last: stops the webhook.
+  it("applies the shipped failurePolicy when the webhook is down", async () => {
+    const policy = cluster.webhookEntry?.failurePolicy ?? "Fail";
+    const source = shippedWebhook()?.file ?? "the harness default (deploy/ has none yet)";
+    await cluster.webhook?.stop();
+    const attempt = client().create<Pod>("/api/v1/namespaces/shop/pods", demoPod("while-down"));
+    if (policy === "Ignore") {
+      const pod = await attempt;
+      expect(allContainers(pod), `failurePolicy Ignore from ${source}`).toEqual(["app"]);
+    } else {
+      await expect(attempt, `failurePolicy ${policy} from ${source}`).rejects.toMatchObject({
+        status: 500,
+      });
+    }
+  });
+});
