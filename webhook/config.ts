@@ -7,6 +7,12 @@ import { err, ok, type Result } from "../shared/errors.ts";
 import { isLogLevel, type LogLevel } from "../shared/log.ts";
 import { splitHostPort } from "../shared/net.ts";
 import { DEFAULT_INJECT, type InjectConfig, isCaptureMode, isQuantity } from "./mutation/config.ts";
+import {
+  CONTROLLER_FLAGS,
+  CONTROLLER_USAGE,
+  parseControllerOptions,
+  type ControllerOptions,
+} from "./controller/options.ts";
 
 export interface TlsFiles {
   readonly certFile: string;
@@ -25,6 +31,8 @@ export interface WebhookConfig {
   /** Fallback poll for certificate changes, for filesystems where fs.watch misses events. */
   readonly tlsPollMs: number;
   readonly inject: InjectConfig;
+  /** The controller's own flags (webhook/controller/index.ts). */
+  readonly controllerOptions: ControllerOptions;
 }
 
 export const DEFAULT_LISTEN = "127.0.0.1:9443";
@@ -48,6 +56,7 @@ const OPTIONS = {
   "proxy-cpu-limit": { type: "string" },
   "proxy-memory-limit": { type: "string" },
   "tls-poll-interval-ms": { type: "string" },
+  ...CONTROLLER_FLAGS,
 } as const;
 
 type Flag = keyof typeof OPTIONS;
@@ -146,6 +155,9 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
     }),
   });
 
+  const controllerOptions = parseControllerOptions(get, env);
+  if (!controllerOptions.ok) return controllerOptions;
+
   return ok(
     Object.freeze({
       listen: Object.freeze(listen),
@@ -156,6 +168,7 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
       maxBodyBytes: MAX_BODY_BYTES,
       tlsPollMs,
       inject,
+      controllerOptions: controllerOptions.value,
     }),
   );
 }
@@ -174,4 +187,4 @@ export const USAGE = `npm run webhook -- [flags]   (each flag also reads env ${e
   --proxy-log-level LEVEL       proxies' default log level (default info)
   --proxy-cpu Q --proxy-memory Q --proxy-cpu-limit Q --proxy-memory-limit Q
                                 proxy resources (default 50m/64Mi requests, 500m/128Mi limits)
-`;
+${CONTROLLER_USAGE}`;

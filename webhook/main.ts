@@ -24,15 +24,17 @@ export interface Stoppable {
   stop(): Promise<void>;
 }
 
-/**
- * Seam for webhook/controller: replace the body with
- *   `return (await import("./controller/index.ts")).startController(deps);`
- * startController should resolve to undefined (and log why) when no cluster is reachable, so
- * the process keeps serving admission alone.
- */
+/** Resolves to undefined (and logs why) when no cluster is reachable: admission goes on alone. */
 async function startController(deps: ControllerDeps): Promise<Stoppable | undefined> {
-  deps.logger.info("controller not wired into this build; serving admission only");
-  return undefined;
+  const { startControllerIn } = await import("./controller/index.ts");
+  return startControllerIn({
+    options: deps.config.controllerOptions,
+    namespace: deps.config.inject.namespace,
+    logger: deps.logger,
+    registry: deps.registry,
+    mount: deps.mount,
+    addReadinessCheck: deps.addReadinessCheck,
+  });
 }
 
 async function main(): Promise<void> {

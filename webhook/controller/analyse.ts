@@ -23,6 +23,7 @@ export type AnalysisAction = "advance" | "promote" | "hold" | "rollback";
 /** Stable codes, one per branch below; the readable text is in `message`. */
 export type AnalysisReason =
   | "NotEnoughTraffic"
+  | "NoBaseline"
   | "ErrorRateTooHigh"
   | "P99TooHigh"
   | "P99RatioTooHigh"

@@ -20,6 +20,7 @@ const dep = (
   namespace: "shop",
   name,
   uid: `uid-${name}`,
+  resourceVersion: "1",
   created,
   generation: 1,
   app: "shop",
@@ -154,6 +155,7 @@ describe("endpointsOf and buildTable", () => {
     app: "shop",
     version,
     endpoint,
+    admin: undefined,
   });
   it("only ready pods, sorted", () => {
     expect(

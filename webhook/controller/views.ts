@@ -13,6 +13,7 @@ export interface DeploymentView {
   namespace: string;
   name: string;
   uid: string;
+  resourceVersion: string;
   /** creationTimestamp, epoch ms. */
   created: number;
   generation: number;
@@ -31,6 +32,8 @@ export interface PodView {
   version: string;
   /** `podIP:15006` when ready and not terminating; undefined otherwise. */
   endpoint: string | undefined;
+  /** `podIP:15020` (the proxy's admin server, for scraping) when ready. */
+  admin: string | undefined;
 }
 
 const epoch = (d: Date | string | undefined): number => {
@@ -63,6 +66,7 @@ export function toDeploymentView(d: V1Deployment): DeploymentView {
     namespace: meta.namespace ?? "",
     name: meta.name ?? "",
     uid: meta.uid ?? "",
+    resourceVersion: meta.resourceVersion ?? "",
     created: epoch(meta.creationTimestamp),
     generation,
     annotations: { ...(meta.annotations ?? {}) },
@@ -87,7 +91,8 @@ export function toPodView(p: V1Pod): PodView | undefined {
   // Peers always reach the proxy's inbound port: in iptables mode it is the redirect target,
   // in port mode the Service targets it too.
   const endpoint = ready && ip ? formatEndpoint(ip, PROXY_PORT.inbound) : undefined;
-  return { namespace: meta.namespace ?? "", name: meta.name ?? "", app, version, endpoint };
+  const admin = ready && ip ? formatEndpoint(ip, PROXY_PORT.admin) : undefined;
+  return { namespace: meta.namespace ?? "", name: meta.name ?? "", app, version, endpoint, admin };
 }
 
 const formatEndpoint = (ip: string, port: number): string =>

@@ -1,0 +1,242 @@
+/**
+ * The controller's wiring: three watches (opted-in Namespaces, Deployments, injected Pods)
+ * feed one in-memory view; any change marks its app dirty, and dirty apps get their routing
+ * table rebuilt on the next turn of the event loop (so a burst of pod events is one table).
+ * Every replica does this and serves streams; the leader also runs the release loop.
+ */
+import {
+  AppsV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  type V1Deployment,
+  type V1Namespace,
+  type V1Pod,
+} from "@kubernetes/client-node";
+import { LABEL } from "../../shared/annotations.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { ReleasePolicy } from "../../shared/policy.ts";
+import { deriveHopKey, loadHopSecret } from "./hopKey.ts";
+import type { KubeApi } from "./kube.ts";
+import { startLeaderElection, type Leader } from "./leader.ts";
+import type { MetricsSource } from "./metrics/source.ts";
+import { createReleaseLoop, type ReleaseLoop } from "./reconcile.ts";
+import { buildTable, endpointsOf, releaseFor, resolvePolicy, selectRelease } from "./routes.ts";
+import { createHub, type RouteHub } from "./stream.ts";
+import { watch, type Watched } from "./informer.ts";
+import { toDeploymentView, toPodView, type DeploymentView, type PodView } from "./views.ts";
+
+export interface ControllerDeps {
+  kc: KubeConfig;
+  kube: KubeApi;
+  log: Logger;
+  /** The controller's own namespace: Lease and hop-key Secret live here. */
+  namespace: string;
+  /** This replica's name in the Lease (pod name, or host+pid). */
+  identity: string;
+  metrics: MetricsSource;
+  /** Scale superseded Deployments to 0 this long after a promotion; 0 = never touch them. */
+  scaleDownDelayMs: number;
+  hub?: RouteHub;
+  tickMs?: number;
+  leaseDurationMs?: number;
+  leaseRenewMs?: number;
+  now?: () => number;
+}
+
+export interface AppState {
+  deployments: DeploymentView[];
+  pods: PodView[];
+}
+
+export interface Controller {
+  readonly hub: RouteHub;
+  /** All three watches listed once and the first tables are built. */
+  readonly synced: Promise<void>;
+  isLeader(): boolean;
+  stop(): Promise<void>;
+}
+
+const key = (ns: string, app: string): string => `${ns}/${app}`;
+
+export async function startController(deps: ControllerDeps): Promise<Controller> {
+  const { kc, log } = deps;
+  const now = deps.now ?? Date.now;
+  const hub = deps.hub ?? createHub();
+  try {
+    await deps.kube.ensureNamespace(deps.namespace);
+  } catch (error) {
+    // Without rights to read or make namespaces, the Lease and Secret calls below say more.
+    log.debug("namespace check failed", { namespace: deps.namespace, error });
+  }
+  const secret = await loadHopSecret(deps.kube, deps.namespace);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+
+  const enabled = new Set<string>();
+  const remembered = new Map<string, ReleasePolicy>();
+  const appOfDeployment = new Map<string, string>();
+  const dirty = new Set<string>();
+  let flushScheduled = false;
+  let loop: ReleaseLoop | undefined = undefined;
+
+  const deploymentsIn = (ns: string): DeploymentView[] =>
+    deployments
+      .list()
+      .filter((d) => d.metadata?.namespace === ns)
+      .map(toDeploymentView);
+  const podsIn = (ns: string): PodView[] =>
+    pods
+      .list()
+      .filter((p) => p.metadata?.namespace === ns)
+      .map(toPodView)
+      .filter((p): p is PodView => p !== undefined);
+
+  function stateOf(ns: string, app: string): AppState {
+    return {
+      deployments: deploymentsIn(ns).filter((d) => d.app === app),
+      pods: podsIn(ns).filter((p) => p.app === app),
+    };
+  }
+
+  function rebuild(ns: string, app: string): void {
+    if (!enabled.has(ns)) {
+      hub.delete(ns, app);
+      return;
+    }
+    const state = stateOf(ns, app);
+    if (state.deployments.length === 0 && state.pods.length === 0) {
+      hub.delete(ns, app);
+      return;
+    }
+    const { release } = selectRelease(state.deployments);
+    let rel;
+    if (release) {
+      const resolved = resolvePolicy(release, remembered.get(release.uid));
+      if (resolved.errors.length === 0 && resolved.policy)
+        remembered.set(release.uid, resolved.policy);
+      rel = releaseFor(release, resolved);
+    }
+    const table = buildTable(
+      {
+        app,
+        release: rel,
+        endpoints: endpointsOf(state.pods),
+        hopKey: deriveHopKey(secret, ns, app),
+      },
+      hub.get(ns, app),
+      now(),
+    );
+    hub.set(ns, table);
+    loop?.poke(ns, app);
+  }
+
+  function markDirty(ns: string | undefined, app: string | undefined): void {
+    if (!ns || !app) return;
+    dirty.add(key(ns, app));
+    if (flushScheduled) return;
+    flushScheduled = true;
+    setImmediate(() => {
+      flushScheduled = false;
+      const keys = [...dirty];
+      dirty.clear();
+      for (const k of keys) {
+        const i = k.indexOf("/");
+        try {
+          rebuild(k.slice(0, i), k.slice(i + 1));
+        } catch (error) {
+          log.error("table rebuild failed", { app: k, error });
+        }
+      }
+    });
+  }
+
+  function markNamespace(ns: string): void {
+    for (const d of deploymentsIn(ns)) markDirty(ns, d.app);
+    for (const p of podsIn(ns)) markDirty(ns, p.app);
+    for (const k of hub.keys()) if (k.startsWith(`${ns}/`)) markDirty(ns, k.slice(ns.length + 1));
+  }
+
+  const namespaces: Watched<V1Namespace> = watch<V1Namespace>({
+    kc,
+    log,
+    name: "namespaces",
+    path: "/api/v1/namespaces",
+    labelSelector: `${LABEL.injection}=enabled`,
+    list: () => core.listNamespace({ labelSelector: `${LABEL.injection}=enabled` }),
+    onChange: (ns, kind) => {
+      const name = ns.metadata?.name;
+      if (!name) return;
+      if (kind === "delete") enabled.delete(name);
+      else enabled.add(name);
+      markNamespace(name);
+    },
+  });
+  const deployments: Watched<V1Deployment> = watch<V1Deployment>({
+    kc,
+    log,
+    name: "deployments",
+    path: "/apis/apps/v1/deployments",
+    list: () => apps.listDeploymentForAllNamespaces(),
+    onChange: (d, kind) => {
+      const uid = d.metadata?.uid ?? "";
+      const ns = d.metadata?.namespace;
+      const before = appOfDeployment.get(uid);
+      const app = toDeploymentView(d).app;
+      if (kind === "delete") {
+        appOfDeployment.delete(uid);
+        remembered.delete(uid);
+      } else if (app) appOfDeployment.set(uid, app);
+      if (before !== app) markDirty(ns, before);
+      markDirty(ns, app);
+    },
+  });
+  const pods: Watched<V1Pod> = watch<V1Pod>({
+    kc,
+    log,
+    name: "pods",
+    path: "/api/v1/pods",
+    labelSelector: LABEL.app,
+    list: () => core.listPodForAllNamespaces({ labelSelector: LABEL.app }),
+    onChange: (p) => markDirty(p.metadata?.namespace, p.metadata?.labels?.[LABEL.app]),
+  });
+
+  const leader: Leader = startLeaderElection(deps.kube, log, {
+    namespace: deps.namespace,
+    name: "verso-controller",
+    identity: deps.identity,
+    durationMs: deps.leaseDurationMs,
+    renewMs: deps.leaseRenewMs,
+  });
+
+  const synced = Promise.all([namespaces.synced, deployments.synced, pods.synced]).then(
+    () => new Promise<void>((r) => setImmediate(r)),
+  );
+  await synced;
+  loop = createReleaseLoop({
+    kube: deps.kube,
+    log,
+    metrics: deps.metrics,
+    isLeader: () => leader.isLeader(),
+    apps: () =>
+      hub.keys().map((k) => {
+        const i = k.indexOf("/");
+        return { namespace: k.slice(0, i), app: k.slice(i + 1) };
+      }),
+    state: stateOf,
+    remembered: (uid) => remembered.get(uid),
+    scaleDownDelayMs: deps.scaleDownDelayMs,
+    tickMs: deps.tickMs ?? 1_000,
+    now,
+  });
+
+  return {
+    hub,
+    synced,
+    isLeader: () => leader.isLeader(),
+    async stop() {
+      loop?.stop();
+      await Promise.all([namespaces.stop(), deployments.stop(), pods.stop()]);
+      await leader.stop();
+    },
+  };
+}

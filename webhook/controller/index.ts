@@ -1,0 +1,95 @@
+/**
+ * The controller's entry from webhook/main.ts: its flags, and `startController`, which plugs
+ * the route stream into the HTTPS server and starts the watches, or resolves to undefined
+ * (and says why) when no cluster is reachable, so the process serves admission alone.
+ */
+import { KubeConfig, VersionApi } from "@kubernetes/client-node";
+import type { Registry } from "prom-client";
+import { Gauge } from "prom-client";
+import type { RequestHandler, Router } from "express";
+import type { Logger } from "../../shared/log.ts";
+import { startController as start, type Controller } from "./controller.ts";
+import { createKubeApi } from "./kube.ts";
+import { createBuiltinSource } from "./metrics/builtin.ts";
+import { createPrometheusSource } from "./metrics/prometheus.ts";
+import { createHub, routesRouter } from "./stream.ts";
+import { createAuthenticator } from "./tokenReview.ts";
+import type { ControllerOptions } from "./options.ts";
+
+export {
+  CONTROLLER_FLAGS,
+  CONTROLLER_USAGE,
+  parseControllerOptions,
+  type ControllerOptions,
+} from "./options.ts";
+
+export interface ControllerHost {
+  options: ControllerOptions;
+  /** The controller's own namespace (Lease, hop-key Secret). */
+  namespace: string;
+  logger: Logger;
+  registry: Registry;
+  mount(path: string, handler: RequestHandler | Router): void;
+  addReadinessCheck(name: string, check: () => boolean): void;
+}
+
+export async function startControllerIn(host: ControllerHost): Promise<Controller | undefined> {
+  const { options, logger: log } = host;
+  const kc = new KubeConfig();
+  try {
+    if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
+    else kc.loadFromDefault();
+    await Promise.race([
+      kc.makeApiClient(VersionApi).getCode(),
+      new Promise((_r, reject) =>
+        setTimeout(() => reject(new Error("no answer in 5s")), 5_000).unref(),
+      ),
+    ]);
+  } catch (error) {
+    log.warn("no cluster reachable: the controller is off, serving admission only", { error });
+    return undefined;
+  }
+  const kube = createKubeApi(kc, options.identity);
+  const hub = createHub();
+  const auth = createAuthenticator((token, audiences) => kube.review(token, audiences));
+  host.mount("/", routesRouter({ hub, auth, log }));
+  let synced = false;
+  host.addReadinessCheck("controller", () => synced);
+  const metrics =
+    options.metricsSource === "prometheus" && options.prometheusUrl
+      ? createPrometheusSource(options.prometheusUrl)
+      : createBuiltinSource(log);
+  const controller = await start({
+    kc,
+    kube,
+    log,
+    namespace: host.namespace,
+    identity: options.identity,
+    metrics,
+    scaleDownDelayMs: options.scaleDownDelayMs,
+    hub,
+  });
+  synced = true;
+  new Gauge({
+    name: "verso_controller_route_subscribers",
+    help: "Open route streams on this replica.",
+    registers: [host.registry],
+    collect() {
+      this.set(hub.subscribers());
+    },
+  });
+  new Gauge({
+    name: "verso_controller_leader",
+    help: "1 when this replica holds the controller Lease.",
+    registers: [host.registry],
+    collect() {
+      this.set(controller.isLeader() ? 1 : 0);
+    },
+  });
+  log.info("controller started", {
+    identity: options.identity,
+    metrics: metrics.name,
+    namespace: host.namespace,
+  });
+  return controller;
+}

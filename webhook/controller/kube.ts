@@ -1,0 +1,212 @@
+/**
+ * The apiserver calls the controller makes, behind one small interface so the decision code
+ * never sees client-node types and tests can count writes. Built on @kubernetes/client-node.
+ */
+import {
+  AppsV1Api,
+  AuthenticationV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  PatchStrategy,
+  V1MicroTime,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1Lease,
+} from "@kubernetes/client-node";
+import type { ReviewAnswer } from "./tokenReview.ts";
+
+export interface EventRef {
+  kind: "Deployment";
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+export interface LeaseRecord {
+  holder: string | undefined;
+  renewTime: number | undefined;
+  durationSeconds: number;
+  transitions: number;
+  resourceVersion: string | undefined;
+}
+
+export interface KubeApi {
+  review(token: string, audiences: string[]): Promise<ReviewAnswer>;
+  /** Merge-patch annotations of a Deployment (null removes one); the new resourceVersion. */
+  annotateDeployment(
+    namespace: string,
+    name: string,
+    annotations: Record<string, string | null>,
+  ): Promise<string | undefined>;
+  scaleDeployment(namespace: string, name: string, replicas: number): Promise<void>;
+  event(ref: EventRef, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
+  readLease(namespace: string, name: string): Promise<LeaseRecord | undefined>;
+  /** Create (no resourceVersion) or replace (optimistic on resourceVersion); false on conflict. */
+  writeLease(
+    namespace: string,
+    name: string,
+    lease: LeaseRecord & { holder: string; renewTime: number },
+  ): Promise<boolean>;
+  readSecretKey(namespace: string, name: string, key: string): Promise<Buffer | undefined>;
+  /** Create the namespace when it is missing (local runs); true when it exists afterwards. */
+  ensureNamespace(name: string): Promise<boolean>;
+  /** false when it already exists (someone else made it first). */
+  createSecret(namespace: string, name: string, data: Record<string, Buffer>): Promise<boolean>;
+}
+
+export const statusCode = (e: unknown): number | undefined => {
+  const c =
+    (e as { code?: unknown; statusCode?: unknown })?.code ??
+    (e as { statusCode?: unknown })?.statusCode;
+  return typeof c === "number" ? c : undefined;
+};
+
+const COMPONENT = "verso-controller";
+
+export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeApi {
+  const apps = kc.makeApiClient(AppsV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const auth = kc.makeApiClient(AuthenticationV1Api);
+  const coord = kc.makeApiClient(CoordinationV1Api);
+  const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+  return {
+    async review(token, audiences) {
+      const r = await auth.createTokenReview({
+        body: {
+          apiVersion: "authentication.k8s.io/v1",
+          kind: "TokenReview",
+          spec: { token, audiences },
+        },
+      });
+      const s = r.status ?? {};
+      const answer: ReviewAnswer = { authenticated: s.authenticated === true };
+      if (s.user?.username !== undefined) answer.username = s.user.username;
+      if (s.audiences) answer.audiences = s.audiences;
+      if (s.error) answer.error = s.error;
+      return answer;
+    },
+    async annotateDeployment(namespace, name, annotations) {
+      const d = await apps.patchNamespacedDeployment(
+        { namespace, name, body: { metadata: { annotations } } },
+        merge,
+      );
+      return d.metadata?.resourceVersion;
+    },
+    async scaleDeployment(namespace, name, replicas) {
+      await apps.patchNamespacedDeployment(
+        { namespace, name, body: { spec: { replicas } } },
+        merge,
+      );
+    },
+    async event(ref, type, reason, message) {
+      const now = new Date();
+      await core.createNamespacedEvent({
+        namespace: ref.namespace,
+        body: {
+          metadata: { generateName: `${ref.name}.verso-`, namespace: ref.namespace },
+          involvedObject: {
+            apiVersion: "apps/v1",
+            kind: ref.kind,
+            namespace: ref.namespace,
+            name: ref.name,
+            uid: ref.uid,
+          },
+          type,
+          reason,
+          message: message.slice(0, 1024),
+          source: { component: COMPONENT },
+          reportingComponent: COMPONENT,
+          reportingInstance,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
+    },
+    async readLease(namespace, name) {
+      let lease: V1Lease;
+      try {
+        lease = await coord.readNamespacedLease({ namespace, name });
+      } catch (e) {
+        if (statusCode(e) === 404) return undefined;
+        throw e;
+      }
+      const renew = lease.spec?.renewTime;
+      return {
+        holder: lease.spec?.holderIdentity,
+        renewTime: renew ? new Date(renew).getTime() : undefined,
+        durationSeconds: lease.spec?.leaseDurationSeconds ?? 15,
+        transitions: lease.spec?.leaseTransitions ?? 0,
+        resourceVersion: lease.metadata?.resourceVersion,
+      };
+    },
+    async writeLease(namespace, name, l) {
+      const body: V1Lease = {
+        apiVersion: "coordination.k8s.io/v1",
+        kind: "Lease",
+        metadata: {
+          name,
+          namespace,
+          ...(l.resourceVersion ? { resourceVersion: l.resourceVersion } : {}),
+        },
+        spec: {
+          holderIdentity: l.holder,
+          leaseDurationSeconds: l.durationSeconds,
+          renewTime: new V1MicroTime(l.renewTime),
+          leaseTransitions: l.transitions,
+        },
+      };
+      try {
+        if (l.resourceVersion) await coord.replaceNamespacedLease({ namespace, name, body });
+        else await coord.createNamespacedLease({ namespace, body });
+        return true;
+      } catch (e) {
+        if (statusCode(e) === 409) return false;
+        throw e;
+      }
+    },
+    async readSecretKey(namespace, name, key) {
+      try {
+        const s = await core.readNamespacedSecret({ namespace, name });
+        const v = s.data?.[key];
+        return v === undefined ? undefined : Buffer.from(v, "base64");
+      } catch (e) {
+        if (statusCode(e) === 404) return undefined;
+        throw e;
+      }
+    },
+    async ensureNamespace(name) {
+      try {
+        await core.readNamespace({ name });
+        return true;
+      } catch (e) {
+        if (statusCode(e) !== 404) throw e;
+      }
+      try {
+        await core.createNamespace({ body: { metadata: { name } } });
+      } catch (e) {
+        if (statusCode(e) !== 409) throw e;
+      }
+      return true;
+    },
+    async createSecret(namespace, name, data) {
+      try {
+        await core.createNamespacedSecret({
+          namespace,
+          body: {
+            metadata: { name, namespace, labels: { "app.kubernetes.io/managed-by": COMPONENT } },
+            type: "Opaque",
+            data: Object.fromEntries(
+              Object.entries(data).map(([k, v]) => [k, v.toString("base64")]),
+            ),
+          },
+        });
+        return true;
+      } catch (e) {
+        if (statusCode(e) === 409) return false;
+        throw e;
+      }
+    },
+  };
+}

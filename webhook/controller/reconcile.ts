@@ -1,0 +1,276 @@
+/**
+ * The release loop (act layer). On every tick and on every change of an app, the leader
+ * reads the release's status, measures when an interval is due, asks the pure step machine
+ * what comes next, and writes status, Events and scale-downs. Non-leaders do nothing here.
+ * One run per app at a time; the status written last is remembered until the watch catches
+ * up, so a stale cache never replays a transition.
+ */
+import { ANNOTATION } from "../../shared/annotations.ts";
+import type { Logger } from "../../shared/log.ts";
+import { pickPolicyAnnotations, type ReleasePolicy } from "../../shared/policy.ts";
+import { analyse, type Analysis } from "./analyse.ts";
+import type { AppState } from "./controller.ts";
+import type { EventRef, KubeApi } from "./kube.ts";
+import type { MetricsSource, Target } from "./metrics/source.ts";
+import { resolvePolicy, selectRelease } from "./routes.ts";
+import { formatStatus, type ReleaseStatus } from "./status.ts";
+import { analysisDueAt, nextState } from "./step.ts";
+import type { DeploymentView } from "./views.ts";
+
+export interface ReleaseLoopDeps {
+  kube: KubeApi;
+  log: Logger;
+  metrics: MetricsSource;
+  isLeader: () => boolean;
+  apps: () => { namespace: string; app: string }[];
+  state: (namespace: string, app: string) => AppState;
+  remembered: (uid: string) => ReleasePolicy | undefined;
+  scaleDownDelayMs: number;
+  tickMs: number;
+  now: () => number;
+}
+
+export interface ReleaseLoop {
+  poke(namespace: string, app: string): void;
+  stop(): void;
+}
+
+const refOf = (d: DeploymentView): EventRef => ({
+  kind: "Deployment",
+  namespace: d.namespace,
+  name: d.name,
+  uid: d.uid,
+});
+
+const rv = (s: string | undefined): bigint => {
+  try {
+    return BigInt(s ?? "0");
+  } catch {
+    return 0n;
+  }
+};
+
+export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
+  const { kube, log } = deps;
+  const running = new Map<string, Promise<void>>();
+  const again = new Set<string>();
+  /** uid -> what we wrote last and the resourceVersion it produced. */
+  const written = new Map<string, { text: string; resourceVersion: bigint }>();
+  /** Warnings already given (superseded releases, invalid policy texts), so they are not repeated. */
+  const warned = new Set<string>();
+  let stopped = false;
+
+  const event = async (
+    d: DeploymentView,
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ) => {
+    if (!deps.isLeader()) return;
+    try {
+      await kube.event(refOf(d), type, reason, message);
+    } catch (error) {
+      log.warn("event failed", { deployment: `${d.namespace}/${d.name}`, reason, error });
+    }
+  };
+
+  /** The status as we know it: the cache's, unless our own newer write has not arrived yet. */
+  function currentStatus(d: DeploymentView, cacheRv: bigint): string | undefined {
+    const mine = written.get(d.uid);
+    const cached = d.annotations[ANNOTATION.status];
+    if (mine && cacheRv < mine.resourceVersion) return mine.text;
+    if (mine) written.delete(d.uid);
+    return cached;
+  }
+
+  async function measure(
+    d: DeploymentView,
+    state: AppState,
+    policy: ReleasePolicy,
+    status: ReleaseStatus,
+  ): Promise<Analysis> {
+    const target: Target = {
+      namespace: d.namespace,
+      app: d.app ?? "",
+      releaseVersion: d.version,
+      admins: state.pods.flatMap((p) => (p.admin ? [p.admin] : [])),
+      intervalMs: policy.intervalMs,
+    };
+    const m = await deps.metrics.measure(target);
+    if (!m) {
+      return {
+        action: "hold",
+        reason: "NoBaseline",
+        message: "no baseline yet (new leader): measuring from now",
+        measured: { releaseRequests: 0, stableRequests: 0 },
+      };
+    }
+    return analyse(m, policy.gates, (status.step ?? 1) >= (policy.steps?.length ?? 1));
+  }
+
+  async function reconcile(namespace: string, app: string): Promise<void> {
+    const state = deps.state(namespace, app);
+    const choice = selectRelease(state.deployments);
+    const d = choice.release;
+    if (!d) return;
+    for (const s of choice.superseded) {
+      const k = `superseded/${s.uid}/${d.uid}`;
+      if (warned.has(k) || !deps.isLeader()) continue;
+      warned.add(k);
+      await event(
+        s,
+        "Warning",
+        "Superseded",
+        `Deployment ${d.name} is a newer release of app ${app}; the release annotations here are ignored`,
+      );
+    }
+    const statusText = currentStatus(d, rv(d.resourceVersion));
+    const view: DeploymentView = { ...d, annotations: { ...d.annotations } };
+    if (statusText === undefined) delete view.annotations[ANNOTATION.status];
+    else view.annotations[ANNOTATION.status] = statusText;
+    const resolved = resolvePolicy(view, deps.remembered(d.uid));
+    const prev = resolved.status;
+    const now = deps.now();
+    const errorText = resolved.errors.map((e) => e.message).join("; ");
+
+    if (
+      resolved.errors.length > 0 &&
+      !warned.has(`policy/${d.uid}/${errorText}`) &&
+      deps.isLeader()
+    ) {
+      warned.add(`policy/${d.uid}/${errorText}`);
+      const kept = resolved.policy
+        ? "the last good policy stays in force"
+        : "no release policy is in force";
+      await event(d, "Warning", "PolicyInvalid", `${errorText}; ${kept}`);
+    }
+    const policy = resolved.policy;
+    let next: ReleaseStatus;
+    let transition;
+    if (!policy) {
+      next = {
+        ...(prev ?? {
+          phase: "Pending",
+          weight: 0,
+          version: d.version,
+          generation: d.generation,
+          startedAt: new Date(now).toISOString(),
+          lastProgressAt: new Date(now).toISOString(),
+        }),
+        reason: "PolicyInvalid",
+        message: `invalid annotations: ${errorText}`,
+      };
+    } else {
+      let analysis: Analysis | undefined;
+      const own = prev?.version === d.version ? prev : undefined;
+      const due = analysisDueAt(own, policy);
+      if (own && due !== undefined && now >= due && d.ready) {
+        analysis = await measure(d, state, policy, own);
+      }
+      const out = nextState({
+        prev,
+        policy,
+        release: { version: d.version, generation: d.generation, ready: d.ready },
+        analysis,
+        now: deps.now(),
+      });
+      next = out.status;
+      transition = out.transition;
+      if (resolved.errors.length === 0) next.applied = pickPolicyAnnotations(d.annotations);
+      if (
+        next.phase === "Progressing" &&
+        next.stepStartedAt !== prev?.stepStartedAt &&
+        policy.steps
+      ) {
+        void deps.metrics
+          .begin({
+            namespace,
+            app,
+            releaseVersion: d.version,
+            admins: state.pods.flatMap((p) => (p.admin ? [p.admin] : [])),
+            intervalMs: policy.intervalMs,
+          })
+          .catch((error) => log.warn("metrics baseline failed", { app, error }));
+      }
+    }
+    if (resolved.errors.length > 0) {
+      next.policyErrors = [...new Set(resolved.errors.map((e) => e.code))].sort();
+      if (policy) next.message = `${next.message} (invalid annotations ignored: ${errorText})`;
+    } else delete next.policyErrors;
+
+    const text = formatStatus(next);
+    if (text !== statusText && deps.isLeader()) {
+      try {
+        const newRv = await kube.annotateDeployment(d.namespace, d.name, {
+          [ANNOTATION.status]: text,
+        });
+        written.set(d.uid, { text, resourceVersion: rv(newRv) });
+        log.info("release status", {
+          deployment: `${d.namespace}/${d.name}`,
+          phase: next.phase,
+          step: next.step,
+          weight: next.weight,
+          reason: next.reason,
+        });
+      } catch (error) {
+        log.warn("status write failed", { deployment: `${d.namespace}/${d.name}`, error });
+        return;
+      }
+      if (transition) await event(d, transition.type, transition.reason, transition.message);
+    }
+    await scaleDown(d, state, next, now);
+  }
+
+  async function scaleDown(
+    d: DeploymentView,
+    state: AppState,
+    status: ReleaseStatus,
+    now: number,
+  ): Promise<void> {
+    if (deps.scaleDownDelayMs <= 0 || status.phase !== "Promoted" || !status.promotedAt) return;
+    if (now < Date.parse(status.promotedAt) + deps.scaleDownDelayMs) return;
+    for (const old of state.deployments) {
+      if (old.uid === d.uid || old.replicas === 0 || !deps.isLeader()) continue;
+      try {
+        await kube.scaleDeployment(old.namespace, old.name, 0);
+        await event(
+          old,
+          "Normal",
+          "ScaledDown",
+          `scaled to 0: ${d.name} (version ${d.version}) was promoted at ${status.promotedAt}`,
+        );
+      } catch (error) {
+        log.warn("scale-down failed", { deployment: `${old.namespace}/${old.name}`, error });
+      }
+    }
+  }
+
+  function run(namespace: string, app: string): void {
+    const k = `${namespace}/${app}`;
+    if (stopped || !deps.isLeader()) return;
+    if (running.has(k)) {
+      again.add(k);
+      return;
+    }
+    const p = reconcile(namespace, app)
+      .catch((error) => log.error("release reconcile failed", { app: k, error }))
+      .finally(() => {
+        running.delete(k);
+        if (again.delete(k)) run(namespace, app);
+      });
+    running.set(k, p);
+  }
+
+  const timer = setInterval(() => {
+    for (const { namespace, app } of deps.apps()) run(namespace, app);
+  }, deps.tickMs);
+  timer.unref();
+
+  return {
+    poke: (namespace, app) => run(namespace, app),
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}

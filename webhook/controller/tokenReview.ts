@@ -1,0 +1,130 @@
+/**
+ * Who is calling the route stream: the proxy's projected service-account token (audience
+ * `verso`), checked with a TokenReview. Answers are cached by a hash of the token (never the
+ * token itself) for a short while, so a reconnect storm costs one review per pod.
+ */
+import { createHash } from "node:crypto";
+import { TOKEN_AUDIENCE } from "../../shared/pod-env.ts";
+
+export interface ReviewAnswer {
+  authenticated: boolean;
+  username?: string;
+  audiences?: string[];
+  error?: string;
+}
+
+/** One TokenReview call (the apiserver edge), injected so tests can use a real apiserver. */
+export type ReviewFn = (token: string, audiences: string[]) => Promise<ReviewAnswer>;
+
+export type Caller = { namespace: string; serviceAccount: string };
+
+export type AuthFailure = {
+  status: 401 | 403 | 503;
+  reason: "NoToken" | "TokenInvalid" | "NotServiceAccount" | "ReviewUnavailable";
+  message: string;
+};
+
+export type AuthResult = { ok: true; caller: Caller } | { ok: false; failure: AuthFailure };
+
+const SA = /^system:serviceaccount:([^:]+):([^:]+)$/;
+
+/** Pure: a review answer -> the caller or why not. */
+export function judge(answer: ReviewAnswer): AuthResult {
+  if (!answer.authenticated) {
+    return {
+      ok: false,
+      failure: {
+        status: 401,
+        reason: "TokenInvalid",
+        message: answer.error || "the token was not accepted",
+      },
+    };
+  }
+  if (answer.audiences && !answer.audiences.includes(TOKEN_AUDIENCE)) {
+    return {
+      ok: false,
+      failure: {
+        status: 401,
+        reason: "TokenInvalid",
+        message: `the token is not for audience "${TOKEN_AUDIENCE}"`,
+      },
+    };
+  }
+  const m = SA.exec(answer.username ?? "");
+  if (!m) {
+    return {
+      ok: false,
+      failure: {
+        status: 403,
+        reason: "NotServiceAccount",
+        message: `${answer.username ?? "caller"} is not a service account`,
+      },
+    };
+  }
+  return { ok: true, caller: { namespace: m[1] as string, serviceAccount: m[2] as string } };
+}
+
+/** "Bearer <token>" -> token; undefined when absent or malformed. */
+export function bearer(header: string | undefined): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+  return m?.[1];
+}
+
+export interface Authenticator {
+  authenticate(authorization: string | undefined): Promise<AuthResult>;
+}
+
+export function createAuthenticator(
+  review: ReviewFn,
+  options: { ttlMs?: number; negativeTtlMs?: number; now?: () => number; maxEntries?: number } = {},
+): Authenticator {
+  const ttl = options.ttlMs ?? 30_000;
+  const negativeTtl = options.negativeTtlMs ?? 5_000;
+  const now = options.now ?? Date.now;
+  const maxEntries = options.maxEntries ?? 10_000;
+  const cache = new Map<string, { result: AuthResult; until: number }>();
+  const inflight = new Map<string, Promise<AuthResult>>();
+
+  return {
+    async authenticate(authorization) {
+      const token = bearer(authorization);
+      if (!token) {
+        return {
+          ok: false,
+          failure: {
+            status: 401,
+            reason: "NoToken",
+            message: "send Authorization: Bearer <service-account token with audience verso>",
+          },
+        };
+      }
+      const key = createHash("sha256").update(token).digest("base64url");
+      const hit = cache.get(key);
+      if (hit && hit.until > now()) return hit.result;
+      const pending = inflight.get(key);
+      if (pending) return pending;
+      const p = (async (): Promise<AuthResult> => {
+        try {
+          const result = judge(await review(token, [TOKEN_AUDIENCE]));
+          if (cache.size >= maxEntries) cache.clear();
+          cache.set(key, { result, until: now() + (result.ok ? ttl : negativeTtl) });
+          return result;
+        } catch (error) {
+          // Not cached: the apiserver being away says nothing about the token.
+          return {
+            ok: false,
+            failure: {
+              status: 503,
+              reason: "ReviewUnavailable",
+              message: `cannot review the token now: ${(error as Error).message}`,
+            },
+          };
+        } finally {
+          inflight.delete(key);
+        }
+      })();
+      inflight.set(key, p);
+      return p;
+    },
+  };
+}
