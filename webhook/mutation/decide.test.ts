@@ -43,6 +43,11 @@ const table: { name: string; pod: Pod; ns?: string; reasons: ReasonCode[] | "inj
     reasons: ["opted_out"],
   },
   {
+    name: 'label verso.dev/inject: "false" (the objectSelector form)',
+    pod: pod({ labels: { app: "shop", "verso.dev/inject": "false" } }),
+    reasons: ["opted_out"],
+  },
+  {
     name: 'inject: "true" is the default',
     pod: pod({ annotations: { "verso.dev/inject": "true" } }),
     reasons: "inject",

@@ -3,7 +3,7 @@
  * Pure: no I/O, no clock, no env.
  *
  *   namespace is kube-system or the webhook's own   -> skip protected_namespace
- *   annotation verso.dev/inject: "false"           -> skip opted_out
+ *   annotation or label verso.dev/inject: "false"  -> skip opted_out
  *   spec.hostNetwork                               -> skip host_network
  *   istio-proxy/linkerd-proxy (or their init) in pod -> skip other_mesh
  *   verso-proxy already in the pod (re-invocation) -> skip already_injected
@@ -69,7 +69,8 @@ export function decide(pod: Pod, namespace: string, config: InjectConfig): Decis
   if (PROTECTED_NAMESPACES.includes(namespace) || namespace === config.namespace) {
     gates.push("protected_namespace");
   }
-  if (annotations[ANNOTATION.inject]?.trim().toLowerCase() === "false") gates.push("opted_out");
+  const optOut = annotations[ANNOTATION.inject] ?? pod.metadata?.labels?.[ANNOTATION.inject];
+  if (optOut?.trim().toLowerCase() === "false") gates.push("opted_out");
   if (pod.spec.hostNetwork === true) gates.push("host_network");
   if (names.some((n) => OTHER_MESH_CONTAINERS.includes(n))) gates.push("other_mesh");
   if (names.includes(PROXY_CONTAINER) || names.includes(INIT_CONTAINER)) {
