@@ -1,0 +1,224 @@
+/**
+ * One proxy process per case: readiness, rewritten kubelet probes, a malformed routes file,
+ * the version header switch, and the SIGTERM drain.
+ */
+import http from "node:http";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, sleep, waitFor } from "../harness/ports.ts";
+import {
+  get,
+  makeDir,
+  sample,
+  startApp,
+  startProxy,
+  writeRoutes,
+  type App,
+} from "./sidecar-fixture.ts";
+
+const H = "127.0.3.4";
+let dir: string;
+let app: App;
+
+beforeAll(async () => {
+  dir = makeDir("verso-sidecar-life-");
+  app = await startApp(H, "v1");
+});
+afterAll(() => app?.close());
+
+describe("proxy lifecycle", () => {
+  it("SIGTERM: /ready turns 503, the in-flight request finishes, new connections are refused, exit 0", async () => {
+    const routes = join(dir, "drain.json");
+    writeRoutes(routes, { app: "shop", revision: 1, endpoints: {} });
+    const p = await startProxy({
+      host: H,
+      app,
+      version: "v1",
+      routes,
+      dir,
+      extraArgs: ["--drain-seconds", "10"],
+    });
+    const slow = get(`${p.url}/slow?ms=1500`);
+    await sleep(200);
+    process.kill(p.proc.pid, "SIGTERM");
+    await sleep(200);
+    const ready = await fetch(`http://${H}:${p.adminPort}/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ draining: true });
+    await expect(get(`${p.url}/echo`)).rejects.toThrow();
+    const r = await slow;
+    expect(r.status).toBe(200);
+    expect(r.body).toBe("v1");
+    const exit = await p.proc.exited;
+    expect(exit).toEqual({ code: 0, signal: null });
+  });
+
+  it("drain deadline: a request longer than --drain-seconds does not hold the exit", async () => {
+    const routes = join(dir, "drain2.json");
+    writeRoutes(routes, { app: "shop", revision: 1, endpoints: {} });
+    const p = await startProxy({
+      host: H,
+      app,
+      version: "v1",
+      routes,
+      dir,
+      extraArgs: ["--drain-seconds", "0.5"],
+    });
+    const slow = get(`${p.url}/slow?ms=5000`).catch((e: Error) => e);
+    await sleep(200);
+    const t0 = Date.now();
+    process.kill(p.proc.pid, "SIGTERM");
+    expect((await p.proc.exited).code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(await slow).toBeInstanceOf(Error);
+  });
+
+  it("/ready needs the app's port; /healthz does not", async () => {
+    const routes = join(dir, "ready.json");
+    writeRoutes(routes, { app: "shop", revision: 1, endpoints: {} });
+    const noApp = { ...app, port: await freePort(H) };
+    const p = await startProxy({
+      host: H,
+      app: noApp,
+      version: "v1",
+      routes,
+      dir,
+      waitReady: false,
+    });
+    try {
+      const admin = `http://${H}:${p.adminPort}`;
+      expect((await fetch(`${admin}/healthz`)).status).toBe(200);
+      const ready = await fetch(`${admin}/ready`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({
+        appAccepting: false,
+        routing: "table",
+        revision: 1,
+      });
+      // The app being down is the version's failure: 502, counted where served.
+      const r = await get(`${p.url}/echo`);
+      expect(r.status).toBe(502);
+      const m = await p.metrics();
+      expect(sample(m, "verso_requests_total", { code_class: "5xx", version: "v1" })).toBe(1);
+      expect(sample(m, "verso_upstream_errors_total", { kind: "app-connect" })).toBe(1);
+    } finally {
+      await p.proc.stop();
+    }
+  });
+
+  it("rewritten kubelet probes reach this pod's app (http with path and headers, tcp)", async () => {
+    const routes = join(dir, "probes.json");
+    writeRoutes(routes, { app: "shop", revision: 1, endpoints: {} });
+    const dead = await freePort(H);
+    const probes = {
+      "/app-health/web/readyz": {
+        kind: "http",
+        port: app.port,
+        path: "/echo?probe=1",
+        scheme: "HTTP",
+        headers: [{ name: "x-probe", value: "kubelet" }],
+      },
+      "/app-health/web/livez": { kind: "tcp", port: app.port },
+      "/app-health/web/startupz": { kind: "tcp", port: dead },
+      "/app-health/side/readyz": { kind: "http", port: dead, path: "/", scheme: "HTTP" },
+    };
+    const p = await startProxy({
+      host: H,
+      app,
+      version: "v1",
+      routes,
+      dir,
+      env: { VERSO_PROBES: JSON.stringify(probes) },
+    });
+    try {
+      const admin = `http://${H}:${p.adminPort}`;
+      expect((await fetch(`${admin}/app-health/web/readyz`)).status).toBe(200);
+      expect(app.lastHeaders["x-probe"]).toBe("kubelet");
+      expect((await fetch(`${admin}/app-health/web/livez`)).status).toBe(200);
+      expect((await fetch(`${admin}/app-health/web/startupz`)).status).toBe(503);
+      expect((await fetch(`${admin}/app-health/side/readyz`)).status).toBe(503);
+      expect((await fetch(`${admin}/app-health/nope/readyz`)).status).toBe(404);
+    } finally {
+      await p.proc.stop();
+    }
+  });
+
+  it("a malformed routes file is reported and the last good table kept; --version-header false", async () => {
+    const routes = join(dir, "bad.json");
+    writeRoutes(routes, { app: "shop", revision: 4, endpoints: {} });
+    const p = await startProxy({
+      host: H,
+      app,
+      version: "v1",
+      routes,
+      dir,
+      extraArgs: ["--version-header", "false"],
+    });
+    try {
+      writeFileSync(routes, "{ not json");
+      await sleep(1_500);
+      writeRoutes(routes, { app: "other-app", revision: 9, endpoints: {} });
+      await sleep(1_500);
+      expect(sample(await p.metrics(), "verso_routing_table_revision")).toBe(4);
+      const r = await get(`${p.url}/echo`);
+      expect(r.status).toBe(200);
+      expect(r.version).toBeUndefined();
+      writeRoutes(routes, { app: "shop", revision: 5, endpoints: {} });
+      await waitFor(
+        "revision 5",
+        async () =>
+          sample(await p.metrics(), "verso_routing_table_revision") === 5 ? true : undefined,
+        5_000,
+        50,
+      );
+    } finally {
+      await p.proc.stop();
+    }
+    const { readFileSync } = await import("node:fs");
+    const log = readFileSync(p.proc.logFile, "utf8");
+    expect(log).toContain("malformed routes file");
+    expect(log).toContain("wrong-app");
+  });
+
+  it("slow client: a large response does not pile up in the proxy", async () => {
+    // The app streams 50 MB; the client reads slowly. pipe() must pause the app side.
+    const big = http.createServer((_req, res) => {
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      let left = 800;
+      const write = (): void => {
+        while (left > 0) {
+          left--;
+          if (!res.write(chunk)) return void res.once("drain", write);
+        }
+        res.end();
+      };
+      write();
+    });
+    const port = await freePort(H);
+    await new Promise<void>((r) => big.listen(port, H, r));
+    const routes = join(dir, "slow.json");
+    writeRoutes(routes, { app: "shop", revision: 1, endpoints: {} });
+    const p = await startProxy({ host: H, app: { ...app, port }, version: "v1", routes, dir });
+    try {
+      let received = 0;
+      await new Promise<void>((resolve, reject) => {
+        http.get(`${p.url}/big`, (res) => {
+          res.on("data", (c: Buffer) => {
+            received += c.length;
+            res.pause();
+            setTimeout(() => res.resume(), 2);
+          });
+          res.on("end", resolve);
+          res.on("error", reject);
+        });
+      });
+      expect(received).toBe(800 * 64 * 1024);
+      const rss = sample(await p.metrics(), "process_resident_memory_bytes");
+      expect(rss).toBeLessThan(150 * 1024 * 1024);
+    } finally {
+      await p.proc.stop();
+      big.close();
+    }
+  });
+});
