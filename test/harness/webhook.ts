@@ -5,7 +5,7 @@
  * failurePolicy are taken from the MutatingWebhookConfiguration in deploy/ when there is one,
  * so the cluster suite exercises the shipped policy; a documented default otherwise.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import type { ControlPlane } from "./controlPlane.ts";
@@ -107,6 +107,7 @@ export async function startWebhook(options: WebhookOptions): Promise<Webhook> {
   const { cp } = options;
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const dir = join(cp.dir, "webhook");
+  mkdirSync(dir, { recursive: true });
   const ca = await makeCa("verso-webhook-ca");
   const caFiles = writePem(dir, "ca", ca);
   const leaf = await makeLeaf(ca, {

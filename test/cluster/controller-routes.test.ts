@@ -1,0 +1,213 @@
+/**
+ * The controller against a real apiserver: the webhook process (controller inside) watches
+ * an opted-in namespace whose Deployments the stand-in kubelet runs as processes; a test
+ * client subscribes to the route stream over TLS with a real TokenRequest token.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LABEL } from "../../shared/annotations.ts";
+import { startCluster, type Cluster } from "../harness/cluster.ts";
+import { sleep, waitFor } from "../harness/ports.ts";
+import { webhookAvailable } from "../harness/webhook.ts";
+import {
+  annotate,
+  eventsFor,
+  getRoutes,
+  openStream,
+  serviceAccountToken,
+  statusOf,
+  type TableStream,
+} from "./controllerFixtures.ts";
+import { createNamespace, deployment } from "./fixtures.ts";
+
+const NS = "routes";
+
+describe.skipIf(!webhookAvailable())("controller: routing tables from a real apiserver", () => {
+  let cluster: Cluster;
+  let stream: TableStream;
+  let token: string;
+  const client = () => cluster.cp.client;
+  const url = () => cluster.webhook!.url;
+  const ca = () => cluster.webhook!.ca.cert;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ crds: false, controller: true });
+    await createNamespace(client(), NS, { [LABEL.injection]: "enabled" });
+    await createNamespace(client(), "other", { [LABEL.injection]: "enabled" });
+    await client().create(
+      `/apis/apps/v1/namespaces/${NS}/deployments`,
+      deployment("shop-v1", "v1"),
+    );
+    await client().create(
+      `/apis/apps/v1/namespaces/${NS}/deployments`,
+      deployment("shop-v2", "v2"),
+    );
+    token = await serviceAccountToken(client(), NS);
+    stream = await waitFor(
+      "route stream",
+      () => openStream(url(), ca(), NS, "shop", token),
+      30_000,
+      500,
+    );
+  });
+
+  afterAll(async () => {
+    stream?.close();
+    await cluster?.stop();
+  });
+
+  it("streams the ready endpoints of every version on the proxy's inbound port, with a hop key", async () => {
+    const t = await stream.until(
+      "both versions ready",
+      (t) => t.endpoints.v1?.length === 1 && t.endpoints.v2?.length === 1,
+      120_000,
+    );
+    expect(t.app).toBe("shop");
+    expect(t.endpoints.v1?.[0]).toMatch(/^127\.0\.\d+\.\d+:15006$/);
+    expect(t.release).toBeUndefined();
+    expect(Buffer.from(t.hopKey ?? "", "base64").length).toBe(32);
+  });
+
+  it("an annotation change reaches the subscribed stream", async () => {
+    const before = stream.latest()!.revision;
+    await annotate(client(), NS, "shop-v2", {
+      "verso.dev/strategy": "canary",
+      "verso.dev/weight": "20",
+      "verso.dev/match": "header:x-user-type=internal",
+    });
+    const t = await stream.until("release v2 at 20%", (t) => t.release?.weight === 20);
+    expect(t.revision).toBeGreaterThan(before);
+    expect(t.release).toEqual({
+      version: "v2",
+      strategy: "canary",
+      weight: 20,
+      match: [{ header: "x-user-type", value: "internal" }],
+    });
+    await waitFor(
+      "status WeightSet",
+      async () =>
+        (await statusOf(client(), NS, "shop-v2"))?.reason === "WeightSet" ? true : undefined,
+      15_000,
+    );
+  });
+
+  it("a bad annotation gives a Warning Event and status message, and keeps the last good table", async () => {
+    const revision = stream.latest()!.revision;
+    await annotate(client(), NS, "shop-v2", { "verso.dev/weight": "140" });
+    const ev = await waitFor(
+      "PolicyInvalid event",
+      async () =>
+        (await eventsFor(client(), NS, "shop-v2")).find((e) => e.reason === "PolicyInvalid"),
+      15_000,
+    );
+    expect(ev.type).toBe("Warning");
+    expect(ev.message).toContain("verso.dev/weight");
+    const status = await waitFor(
+      "status with the policy error",
+      async () => {
+        const s = await statusOf(client(), NS, "shop-v2");
+        return s?.policyErrors?.includes("POLICY_WEIGHT") ? s : undefined;
+      },
+      15_000,
+    );
+    expect(status.message).toContain("140");
+    await sleep(1_000);
+    expect(stream.latest()!.release?.weight).toBe(20);
+    expect(stream.tables.filter((t) => t.revision > revision && t.release?.weight !== 20)).toEqual(
+      [],
+    );
+    await annotate(client(), NS, "shop-v2", { "verso.dev/weight": "35" });
+    await stream.until("fixed weight 35", (t) => t.release?.weight === 35);
+  });
+
+  it("pods becoming ready or going away change the endpoints", async () => {
+    await client().patch(`/apis/apps/v1/namespaces/${NS}/deployments/shop-v1`, {
+      spec: { replicas: 2 },
+    });
+    const two = await stream.until(
+      "two v1 endpoints",
+      (t) => t.endpoints.v1?.length === 2,
+      120_000,
+    );
+    expect(new Set(two.endpoints.v1).size).toBe(2);
+    await client().patch(`/apis/apps/v1/namespaces/${NS}/deployments/shop-v1`, {
+      spec: { replicas: 0 },
+    });
+    const none = await stream.until(
+      "no v1 endpoints",
+      (t) => t.endpoints.v1 === undefined && (t.endpoints.v2?.length ?? 0) === 1,
+      60_000,
+    );
+    expect(none.release?.version).toBe("v2");
+  });
+
+  it("refuses a missing token, a garbage token, a wrong audience and another namespace", async () => {
+    const q = `namespace=${NS}&app=shop`;
+    const none = await getRoutes(url(), ca(), q);
+    expect(none.status).toBe(401);
+    expect(JSON.parse(none.body).reason).toBe("NoToken");
+    const garbage = await getRoutes(url(), ca(), q, "not-a-token");
+    expect(garbage.status).toBe(401);
+    expect(JSON.parse(garbage.body).reason).toBe("TokenInvalid");
+    const wrongAudience = await getRoutes(
+      url(),
+      ca(),
+      q,
+      await serviceAccountToken(
+        client(),
+        NS,
+        "default",
+        "https://kubernetes.default.svc.cluster.local",
+      ),
+    );
+    expect(wrongAudience.status).toBe(401);
+    const otherNs = await getRoutes(url(), ca(), q, await serviceAccountToken(client(), "other"));
+    expect(otherNs.status).toBe(403);
+    expect(JSON.parse(otherNs.body).reason).toBe("WrongNamespace");
+    const own = await getRoutes(url(), ca(), q, token);
+    expect(own.status).toBe(200);
+  });
+
+  it("a second Deployment carrying a strategy: the newest wins, the other gets a Warning", async () => {
+    await client().create(`/apis/apps/v1/namespaces/${NS}/deployments`, {
+      ...(deployment("shop-v3", "v3", 0) as object),
+      metadata: { name: "shop-v3", annotations: { "verso.dev/strategy": "blue-green" } },
+    });
+    await stream.until(
+      "v3 is the release",
+      (t) => t.release?.version === "v3" && t.release.strategy === "blue-green",
+    );
+    const ev = await waitFor(
+      "Superseded event",
+      async () => (await eventsFor(client(), NS, "shop-v2")).find((e) => e.reason === "Superseded"),
+      15_000,
+    );
+    expect(ev.type).toBe("Warning");
+    await client().delete(`/apis/apps/v1/namespaces/${NS}/deployments/shop-v3`);
+    await stream.until("v2 is the release again", (t) => t.release?.version === "v2");
+  });
+
+  it("opting the namespace out stops its tables; opting in again brings them back", async () => {
+    await client().patch(`/api/v1/namespaces/${NS}`, {
+      metadata: { labels: { [LABEL.injection]: null } },
+    });
+    await waitFor(
+      "stream refused after opt-out... or table kept",
+      async () => {
+        const r = await getRoutes(url(), ca(), `namespace=${NS}&app=shop`, token);
+        return r.status === 200 && !r.body.includes("event: table") ? true : undefined;
+      },
+      15_000,
+    );
+    await client().patch(`/api/v1/namespaces/${NS}`, {
+      metadata: { labels: { [LABEL.injection]: "enabled" } },
+    });
+    await waitFor(
+      "table back",
+      async () => {
+        const r = await getRoutes(url(), ca(), `namespace=${NS}&app=shop`, token);
+        return r.body.includes("event: table") ? true : undefined;
+      },
+      15_000,
+    );
+  });
+});

@@ -1,0 +1,171 @@
+/**
+ * Helpers for the controller's cluster suite: real TokenRequest tokens, an SSE reader of the
+ * route stream over real TLS, and Event lookups. No mocks: everything talks to the harness's
+ * apiserver and the webhook process (controller inside).
+ */
+import { request as httpsRequest } from "node:https";
+import type { IncomingMessage } from "node:http";
+import { parseRoutingTableJson, type RoutingTable } from "../../shared/table.ts";
+import { TOKEN_AUDIENCE } from "../../shared/pod-env.ts";
+import type { KubeClient } from "../harness/kubeClient.ts";
+import { waitFor } from "../harness/ports.ts";
+
+export async function serviceAccountToken(
+  client: KubeClient,
+  ns: string,
+  sa = "default",
+  audience = TOKEN_AUDIENCE,
+): Promise<string> {
+  const r = await client.create<{ status: { token: string } }>(
+    `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`,
+    {
+      apiVersion: "authentication.k8s.io/v1",
+      kind: "TokenRequest",
+      spec: { audiences: [audience], expirationSeconds: 3600 },
+    },
+  );
+  return r.status.token;
+}
+
+export interface Answer {
+  status: number;
+  body: string;
+}
+
+/** One plain (non-stream) request to the route endpoint: the refusals are small JSON bodies. */
+export function getRoutes(
+  baseUrl: string,
+  ca: string,
+  query: string,
+  token?: string,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(`${baseUrl}/v1/routes?${query}`, {
+      ca,
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      timeout: 10_000,
+    });
+    req.once("response", (res: IncomingMessage) => {
+      let body = "";
+      res.setEncoding("utf8");
+      if (res.statusCode === 200) {
+        res.once("data", (c: string) => {
+          body += c;
+          req.destroy();
+          resolve({ status: 200, body });
+        });
+        return;
+      }
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.once("error", reject);
+    req.end();
+  });
+}
+
+export interface TableStream {
+  tables: RoutingTable[];
+  latest(): RoutingTable | undefined;
+  /** Resolves with the first table received (now or later) that satisfies `pred`. */
+  until(
+    what: string,
+    pred: (t: RoutingTable) => boolean,
+    timeoutMs?: number,
+  ): Promise<RoutingTable>;
+  close(): void;
+}
+
+export function openStream(
+  baseUrl: string,
+  ca: string,
+  ns: string,
+  app: string,
+  token: string,
+): Promise<TableStream> {
+  return new Promise((resolve, reject) => {
+    const tables: RoutingTable[] = [];
+    const req = httpsRequest(`${baseUrl}/v1/routes?namespace=${ns}&app=${app}`, {
+      ca,
+      headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" },
+    });
+    req.once("error", reject);
+    req.once("response", (res) => {
+      if (res.statusCode !== 200) {
+        reject(new Error(`route stream answered ${res.statusCode}`));
+        return;
+      }
+      let buf = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        buf += chunk;
+        for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = block.split("\n").find((l) => l.startsWith("data: "));
+          if (!block.includes("event: table") || !data) continue;
+          const t = parseRoutingTableJson(data.slice(6));
+          if (t.ok) tables.push(t.value);
+        }
+      });
+      resolve({
+        tables,
+        latest: () => tables.at(-1),
+        until: (what, pred, timeoutMs = 30_000) =>
+          waitFor(what, async () => tables.find(pred), timeoutMs, 50),
+        close: () => req.destroy(),
+      });
+    });
+    req.end();
+  });
+}
+
+export interface KubeEvent {
+  reason: string;
+  type: string;
+  message: string;
+  involvedObject: { name: string; uid?: string };
+  source?: { component?: string };
+  reportingInstance?: string;
+}
+
+export async function eventsFor(
+  client: KubeClient,
+  ns: string,
+  name: string,
+): Promise<KubeEvent[]> {
+  const list = await client.get<{ items: KubeEvent[] }>(`/api/v1/namespaces/${ns}/events`, {
+    fieldSelector: `involvedObject.name=${name}`,
+  });
+  return list.items;
+}
+
+export const annotate = (
+  client: KubeClient,
+  ns: string,
+  name: string,
+  annotations: Record<string, string | null>,
+): Promise<unknown> =>
+  client.patch(`/apis/apps/v1/namespaces/${ns}/deployments/${name}`, { metadata: { annotations } });
+
+export interface StatusAnnotation {
+  phase: string;
+  step?: number;
+  weight: number;
+  reason: string;
+  message: string;
+  analysis?: { action: string; reason: string; message: string; measured: Record<string, number> };
+  policyErrors?: string[];
+}
+
+export async function statusOf(
+  client: KubeClient,
+  ns: string,
+  name: string,
+): Promise<StatusAnnotation | undefined> {
+  const d = await client.get<{ metadata: { annotations?: Record<string, string> } }>(
+    `/apis/apps/v1/namespaces/${ns}/deployments/${name}`,
+  );
+  const text = d.metadata.annotations?.["verso.dev/status"];
+  return text ? (JSON.parse(text) as StatusAnnotation) : undefined;
+}
