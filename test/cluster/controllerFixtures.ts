@@ -49,11 +49,12 @@ export function getRoutes(
       let body = "";
       res.setEncoding("utf8");
       if (res.statusCode === 200) {
-        res.once("data", (c: string) => {
-          body += c;
+        // A stream never ends: take what arrives in the first moments (the table, if any).
+        res.on("data", (c: string) => (body += c));
+        setTimeout(() => {
           req.destroy();
           resolve({ status: 200, body });
-        });
+        }, 500);
         return;
       }
       res.on("data", (c: string) => (body += c));
@@ -67,7 +68,7 @@ export function getRoutes(
 export interface TableStream {
   tables: RoutingTable[];
   latest(): RoutingTable | undefined;
-  /** Resolves with the first table received (now or later) that satisfies `pred`. */
+  /** Resolves with the table in force or the first later one that satisfies `pred`. */
   until(
     what: string,
     pred: (t: RoutingTable) => boolean,
@@ -111,8 +112,11 @@ export function openStream(
       resolve({
         tables,
         latest: () => tables.at(-1),
-        until: (what, pred, timeoutMs = 30_000) =>
-          waitFor(what, async () => tables.find(pred), timeoutMs, 50),
+        until: (what, pred, timeoutMs = 30_000) => {
+          // Only the table in force now and later ones: history must not satisfy a new wait.
+          const from = Math.max(0, tables.length - 1);
+          return waitFor(what, async () => tables.slice(from).find(pred), timeoutMs, 50);
+        },
         close: () => req.destroy(),
       });
     });
