@@ -38,6 +38,11 @@ export const ENV = {
   controllerUrl: "VERSO_CONTROLLER_URL",
   /** CA bundle to verify the controller's certificate. */
   controllerCa: "VERSO_CONTROLLER_CA",
+  /**
+   * The same CA bundle as PEM text. The webhook injects this one: a pod cannot mount the
+   * controller namespace's Secret, so the CA travels inline. VERSO_CONTROLLER_CA wins if both.
+   */
+  controllerCaPem: "VERSO_CONTROLLER_CA_PEM",
   tokenFile: "VERSO_TOKEN_FILE",
   namespace: "VERSO_NAMESPACE",
   podName: "VERSO_POD_NAME",

@@ -28,6 +28,8 @@ export interface WebhookConfig {
   readonly controller: boolean;
   readonly logLevel: LogLevel;
   readonly maxBodyBytes: number;
+  /** CA bundle file injected into proxies as VERSO_CONTROLLER_CA_PEM (read once at start). */
+  readonly controllerCaFile: string | undefined;
   /** Fallback poll for certificate changes, for filesystems where fs.watch misses events. */
   readonly tlsPollMs: number;
   readonly inject: InjectConfig;
@@ -49,6 +51,7 @@ const OPTIONS = {
   capture: { type: "string" },
   "native-sidecar": { type: "string" },
   "controller-url": { type: "string" },
+  "controller-ca": { type: "string" },
   namespace: { type: "string" },
   "proxy-log-level": { type: "string" },
   "proxy-cpu": { type: "string" },
@@ -141,6 +144,7 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
     capture,
     nativeSidecar: nativeText === "true",
     controllerUrl,
+    controllerCaPem: undefined,
     namespace: get("namespace") ?? env.POD_NAMESPACE ?? DEFAULT_INJECT.namespace,
     proxyLogLevel,
     resources: Object.freeze({
@@ -167,6 +171,7 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
       logLevel,
       maxBodyBytes: MAX_BODY_BYTES,
       tlsPollMs,
+      controllerCaFile: get("controller-ca"),
       inject,
       controllerOptions: controllerOptions.value,
     }),
@@ -183,6 +188,8 @@ export const USAGE = `npm run webhook -- [flags]   (each flag also reads env ${e
   --capture MODE                iptables|port (default iptables)
   --native-sidecar BOOL         true: init container with restartPolicy Always (default true)
   --controller-url URL          how proxies reach the controller (default ${DEFAULT_INJECT.controllerUrl})
+  --controller-ca FILE          CA of the controller's certificate, given to proxies inline
+                                (cert-manager's ca.crt in the serving Secret)
   --namespace NS                own namespace, never injected (default $POD_NAMESPACE or verso-system)
   --proxy-log-level LEVEL       proxies' default log level (default info)
   --proxy-cpu Q --proxy-memory Q --proxy-cpu-limit Q --proxy-memory-limit Q

@@ -277,6 +277,42 @@ describe("webhook server (in-process, real HTTPS)", () => {
   });
 });
 
+describe("webhook server with --controller-ca", () => {
+  it("injects the CA file's PEM into proxies, and refuses a file that is not PEM", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "verso-webhook-ca-"));
+    try {
+      const caPem = await rotate(dir);
+      const server = await startServer(config(dir, ["--controller-ca", join(dir, "tls.crt")]), {
+        logger: quiet,
+      });
+      const agent = makeAgent(caPem);
+      try {
+        const r = await send(
+          agent,
+          `${server.url}/mutate`,
+          "POST",
+          JSON.stringify(review(samplePod())),
+        );
+        const ops = decodePatch(r.json) ?? [];
+        const pod = fjp.applyPatch(structuredClone(samplePod()), ops, true, false).newDocument as {
+          spec: { initContainers: { name: string; env: { name: string; value?: string }[] }[] };
+        };
+        const proxy = pod.spec.initContainers.find((c) => c.name === "verso-proxy");
+        expect(proxy?.env.find((e) => e.name === "VERSO_CONTROLLER_CA_PEM")?.value).toBe(caPem);
+      } finally {
+        agent.destroy();
+        await server.close();
+      }
+      writeFileSync(join(dir, "not-a-ca"), "hello");
+      await expect(
+        startServer(config(dir, ["--controller-ca", join(dir, "not-a-ca")]), { logger: quiet }),
+      ).rejects.toMatchObject({ code: "WEBHOOK_CA_INVALID" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("node webhook/main.ts (the real process)", () => {
   it("starts with a self-signed pair, answers admission, exits 0 on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "verso-webhook-main-"));

@@ -8,6 +8,7 @@
  *     verso_webhook_admission_errors_total: a Verso bug must never block pod creation
  *   anything else unexpected                    -> 500 + {code: internal_error}
  */
+import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
@@ -16,6 +17,7 @@ import type { Registry } from "prom-client";
 import { VersoError } from "../../shared/errors.ts";
 import { createLogger, type Logger } from "../../shared/log.ts";
 import type { TlsFiles, WebhookConfig } from "../config.ts";
+import type { InjectConfig } from "../mutation/config.ts";
 import { admit as defaultAdmit } from "./admit.ts";
 import { createAdmissionMetrics, createRegistry, type AdmissionMetrics } from "./metrics.ts";
 import { parseAdmissionReview, toReview, type RejectCode } from "./review.ts";
@@ -71,6 +73,30 @@ const BODY_ERRORS: Record<string, [number, RejectCode]> = {
   "request.size.invalid": [400, "bad_request"],
 };
 
+/** Read once at start: the CA outlives serving certificates by years (restart to change it). */
+async function withControllerCa(config: WebhookConfig): Promise<InjectConfig> {
+  if (!config.controllerCaFile) return config.inject;
+  let pem: string;
+  try {
+    pem = await readFile(config.controllerCaFile, "utf8");
+  } catch (cause) {
+    throw new VersoError(
+      "WEBHOOK_CA_READ",
+      `cannot read --controller-ca ${config.controllerCaFile}`,
+      {
+        cause,
+      },
+    );
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new VersoError(
+      "WEBHOOK_CA_INVALID",
+      `--controller-ca ${config.controllerCaFile}: no PEM certificate`,
+    );
+  }
+  return Object.freeze({ ...config.inject, controllerCaPem: pem });
+}
+
 export async function startServer(
   config: WebhookConfig,
   deps: ServerDeps = {},
@@ -79,6 +105,7 @@ export async function startServer(
   const registry = deps.registry ?? createRegistry();
   const metrics = createAdmissionMetrics(registry);
   const admit = deps.admit ?? defaultAdmit;
+  const inject = await withControllerCa(config);
 
   let files = config.tls;
   if (!files) {
@@ -139,7 +166,7 @@ export async function startServer(
       }
       const request = parsed.value;
       try {
-        const a = admit(request, config.inject);
+        const a = admit(request, inject);
         const reason = a.reasons[0] ?? "none";
         metrics.requests.inc({ outcome: a.outcome, reason });
         for (const r of a.reasons) metrics.skips.inc({ reason: r });

@@ -19,6 +19,8 @@ export interface InjectConfig {
   readonly nativeSidecar: boolean;
   /** Where proxies reach the controller's route stream. */
   readonly controllerUrl: string;
+  /** PEM of the CA that signed the controller's certificate, injected inline; none: unset. */
+  readonly controllerCaPem: string | undefined;
   /** The webhook's own namespace: never injected. */
   readonly namespace: string;
   readonly proxyLogLevel: LogLevel;
@@ -35,6 +37,7 @@ export const DEFAULT_INJECT: InjectConfig = Object.freeze({
   capture: "iptables",
   nativeSidecar: true,
   controllerUrl: "https://verso-webhook.verso-system.svc:443",
+  controllerCaPem: undefined,
   namespace: "verso-system",
   proxyLogLevel: "info",
   resources: DEFAULT_RESOURCES,

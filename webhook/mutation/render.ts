@@ -46,6 +46,9 @@ function proxyEnv(plan: Plan, config: InjectConfig): JsonObject[] {
     fieldEnv(ENV.podName, "metadata.name"),
     fieldEnv(ENV.podIp, "status.podIP"),
     { name: ENV.controllerUrl, value: config.controllerUrl },
+    ...(config.controllerCaPem
+      ? [{ name: ENV.controllerCaPem, value: config.controllerCaPem }]
+      : []),
     { name: ENV.tokenFile, value: TOKEN_PATH },
     { name: ENV.capture, value: plan.capture },
     { name: ENV.logLevel, value: plan.logLevel },
