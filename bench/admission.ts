@@ -2,11 +2,17 @@
  * Admission benchmark (not a test): the real HTTPS server in this process, a keep-alive
  * client at a fixed concurrency, a realistic ReplicaSet pod that gets injected.
  *
- *   node bench/admission.ts [--concurrency 32] [--requests 5000] [--seconds 15]
+ *   node bench/admission.ts [--concurrency 32] [--requests 5000] [--seconds 15] [--in-process]
+ *
+ * By default the server is the real `node webhook/main.ts` process (its own event loop, as in
+ * a cluster); --in-process runs startServer() in the client's process instead.
+ * --server-log-level info adds the one log line per admission that production writes.
  *
  * Prints latency p50/p99 (client-side, per request) and requests/s. Bounded by both count
  * and time; the machine is shared, so keep runs short.
  */
+import { spawn } from "node:child_process";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +28,8 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "32" },
     requests: { type: "string", default: "5000" },
     seconds: { type: "string", default: "15" },
+    "in-process": { type: "boolean", default: false },
+    "server-log-level": { type: "string", default: "warn" },
   },
 });
 const concurrency = Number(values.concurrency);
@@ -29,12 +37,65 @@ const total = Number(values.requests);
 const deadline = performance.now() + Number(values.seconds) * 1000;
 
 const dir = mkdtempSync(join(tmpdir(), "verso-bench-"));
-const parsed = parseConfig(
-  ["--listen", "127.0.0.1:0", "--no-controller", "--self-signed-dir", dir, "--log-level", "warn"],
-  {},
-);
-if (!parsed.ok) throw new Error(parsed.error);
-const server = await startServer(parsed.value, { logger: createLogger("bench", "warn") });
+const flags = [
+  "--listen",
+  "127.0.0.1:0",
+  "--no-controller",
+  "--self-signed-dir",
+  dir,
+  "--log-level",
+  values["server-log-level"],
+];
+
+async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+async function startChild(): Promise<{ url: string; close: () => Promise<void> }> {
+  // Same flags, own process, log level warn: what a cluster replica does minus the info lines.
+  const port = await freePort();
+  const args = ["webhook/main.ts", ...flags.slice(0, 1), `127.0.0.1:${port}`, ...flags.slice(2)];
+  const child = spawn(process.execPath, args, {
+    cwd: join(import.meta.dirname, ".."),
+    // info logs one line per admission: keep them off the terminal, but pay for writing them.
+    stdio: ["ignore", "ignore", values["server-log-level"] === "warn" ? "inherit" : "ignore"],
+  });
+  const url = `https://127.0.0.1:${port}`;
+  const until = performance.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`webhook exited ${child.exitCode}`);
+    try {
+      const probe = makeAgent(readFileSync(join(dir, "cert.pem"), "utf8"), 1);
+      const r = await send(probe, `${url}/healthz`, "GET").finally(() => probe.destroy());
+      if (r.status === 200) break;
+    } catch {
+      // not listening yet (or the certificate not written yet)
+    }
+    if (performance.now() > until) throw new Error("webhook did not start in 20s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    close: () =>
+      new Promise((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+async function startInProcess(): Promise<{ url: string; close: () => Promise<void> }> {
+  const parsed = parseConfig(flags, {});
+  if (!parsed.ok) throw new Error(parsed.error);
+  const s = await startServer(parsed.value, { logger: createLogger("bench", "warn") });
+  return { url: s.url, close: () => s.close() };
+}
+
+const server = values["in-process"] ? await startInProcess() : await startChild();
 const agent = makeAgent(readFileSync(join(dir, "cert.pem"), "utf8"), concurrency);
 const url = `${server.url}/mutate`;
 const body = JSON.stringify(review(samplePod()));
@@ -69,6 +130,7 @@ latencies.sort((a, b) => a - b);
 console.log(
   JSON.stringify({
     bench: "admission",
+    server: values["in-process"] ? "in-process" : "process",
     concurrency,
     requests: latencies.length,
     failed,
