@@ -24,7 +24,12 @@ describe("manifests against a real apiserver with cert-manager CRDs", () => {
   });
 
   it("knows cert-manager's kinds, and validates them for real", async () => {
-    const resources = await cluster.kubectl(["api-resources", "--api-group=cert-manager.io", "-o", "name"]);
+    const resources = await cluster.kubectl([
+      "api-resources",
+      "--api-group=cert-manager.io",
+      "-o",
+      "name",
+    ]);
     expect(resources.code, resources.stderr).toBe(0);
     expect(resources.stdout.split("\n").sort()).toEqual(
       expect.arrayContaining([
@@ -71,8 +76,13 @@ describe("manifests against a real apiserver with cert-manager CRDs", () => {
     expect(res.stdout).toMatch(/\(server dry run\)/);
   });
 
-  it.runIf(!hasDeploy)("deploy/kustomization.yaml is absent: the deploy/ dry run is skipped", () => {
-    console.warn(`SKIPPED: ${KUSTOMIZATION} does not exist yet; the dry run of deploy/ did not run`);
-    expect(hasDeploy).toBe(false);
-  });
+  it.runIf(!hasDeploy)(
+    "deploy/kustomization.yaml is absent: the deploy/ dry run is skipped",
+    () => {
+      console.warn(
+        `SKIPPED: ${KUSTOMIZATION} does not exist yet; the dry run of deploy/ did not run`,
+      );
+      expect(hasDeploy).toBe(false);
+    },
+  );
 });

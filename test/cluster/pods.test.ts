@@ -76,7 +76,9 @@ describe("demo app pods as local processes", () => {
   it.skipIf(!webhookAvailable())("runs the injected proxy in front of the app", async () => {
     expect(cluster.webhook, "webhook started").toBeDefined();
     for (const pod of pods) {
-      expect(pod.metadata.labels?.[LABEL.version]).toBe(pod.metadata.labels?.["app.kubernetes.io/version"]);
+      expect(pod.metadata.labels?.[LABEL.version]).toBe(
+        pod.metadata.labels?.["app.kubernetes.io/version"],
+      );
       expect(allContainers(pod)).toContain(PROXY_CONTAINER);
       const ip = pod.status?.podIP ?? "";
       expect(await portAccepts(ip, PROXY_PORT.admin)).toBe(true);
@@ -85,6 +87,32 @@ describe("demo app pods as local processes", () => {
       expect(["v1", "v2"]).toContain(answer.version);
     }
   });
+
+  it.skipIf(!webhookAvailable())(
+    "routes about 10% of the v1 pod's traffic to the v2 canary (controller -> proxies)",
+    async () => {
+      const v1 = pods.find((p) => p.metadata.labels?.["app.kubernetes.io/version"] === "v1");
+      const url = `http://${v1?.status?.podIP}:${PROXY_PORT.inbound}/`;
+      // The controller streams the table a moment after the pods turn Ready.
+      await waitFor(
+        "a request served by v2",
+        async () => ((await get(url)).version === "v2" ? true : undefined),
+        30_000,
+        50,
+      );
+      const counts = { v1: 0, v2: 0, other: 0 };
+      for (let i = 0; i < 300; i++) {
+        const { status, version } = await get(url);
+        expect(status).toBe(200);
+        if (version === "v1" || version === "v2") counts[version] += 1;
+        else counts.other += 1;
+      }
+      // weight 10 of 300: mean 30, sd ~5.2; [8, 60] is beyond 4 sd either way.
+      expect(counts.other).toBe(0);
+      expect(counts.v2).toBeGreaterThanOrEqual(8);
+      expect(counts.v2).toBeLessThanOrEqual(60);
+    },
+  );
 
   it("stops a deleted pod's processes and the ReplicaSet replaces it", async () => {
     const victim = pods.find((p) => p.metadata.labels?.["app.kubernetes.io/version"] === "v1");
@@ -106,6 +134,9 @@ describe("demo app pods as local processes", () => {
     const [replacement] = await readyPods("app.kubernetes.io/version=v1", 1);
     expect(replacement?.metadata.uid).not.toBe(victim?.metadata.uid);
     expect(replacement?.status?.podIP).not.toBe(ip);
-    expect(await get(`http://${replacement?.status?.podIP}:8080/`)).toEqual({ status: 200, version: "v1" });
+    expect(await get(`http://${replacement?.status?.podIP}:8080/`)).toEqual({
+      status: 200,
+      version: "v1",
+    });
   });
 });

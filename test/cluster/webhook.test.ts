@@ -10,7 +10,14 @@ import { startCluster, type Cluster } from "../harness/cluster.ts";
 import type { Pod } from "../harness/podTypes.ts";
 import { waitFor } from "../harness/ports.ts";
 import { shippedWebhook, webhookAvailable } from "../harness/webhook.ts";
-import { allContainers, counterSum, createNamespace, demoPod, deployment, podsOf } from "./fixtures.ts";
+import {
+  allContainers,
+  counterSum,
+  createNamespace,
+  demoPod,
+  deployment,
+  podsOf,
+} from "./fixtures.ts";
 
 const WEBHOOK_CALLS = "apiserver_admission_webhook_admission_duration_seconds_count";
 
@@ -49,7 +56,10 @@ describe.skipIf(!webhookAvailable())("webhook called by a real apiserver", () =>
   });
 
   it("injects and labels pods a Deployment makes in an opted-in namespace", async () => {
-    await client().create("/apis/apps/v1/namespaces/shop/deployments", deployment("shop-v1", "v1", 2));
+    await client().create(
+      "/apis/apps/v1/namespaces/shop/deployments",
+      deployment("shop-v1", "v1", 2),
+    );
     const pods = await waitFor(
       "2 pods from shop-v1",
       async () => {

@@ -22,7 +22,10 @@ const server = createServer((req, res) => {
     const failed = Math.random() < errorRate;
     const body = JSON.stringify({ version, pod: podName, path: req.url, error: failed });
     res
-      .writeHead(failed ? 500 : 200, { "content-type": "application/json", "x-app-version": version })
+      .writeHead(failed ? 500 : 200, {
+        "content-type": "application/json",
+        "x-app-version": version,
+      })
       .end(`${body}\n`);
   };
   if (latencyMs > 0) setTimeout(reply, latencyMs);

@@ -24,6 +24,8 @@ export interface ClusterOptions {
   /** Run Verso's controller inside the webhook process. */
   controller?: boolean;
   kubelet?: boolean;
+  /** First pod address for the kubelet (see kubelet.ts). */
+  firstPodAddress?: string;
   signalHandlers?: boolean;
   keepDir?: boolean;
   log?: (line: string) => void;
@@ -62,7 +64,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     if (options.webhook !== false) {
       if (webhookAvailable()) {
         webhook = await startWebhook({ cp, controller: options.controller ?? false, log });
-        webhookEntry = await registerWebhook(cp.client, { url: webhook.url, caPem: webhook.ca.cert });
+        webhookEntry = await registerWebhook(cp.client, {
+          url: webhook.url,
+          caPem: webhook.ca.cert,
+        });
       } else {
         log("[harness] webhook/main.ts not found: running without the webhook");
       }
@@ -72,6 +77,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       kubelet = await startKubelet({
         client: cp.client,
         dir: join(cp.dir, "pods"),
+        firstAddress: options.firstPodAddress,
         log,
         // In a cluster the proxy reaches the controller through its Service; here it is the
         // local webhook process, verified against the webhook's CA.

@@ -82,7 +82,8 @@ function resolveOne(v: EnvVar, env: Record<string, string>, ctx: EnvContext): st
   return "";
 }
 
-const BIND = /^((?:[a-z][a-z0-9+.-]*:\/\/)?)(0\.0\.0\.0|127\.0\.0\.1|localhost)(:\d{1,5}(?:\/.*)?)$/;
+const BIND =
+  /^((?:[a-z][a-z0-9+.-]*:\/\/)?)(0\.0\.0\.0|127\.0\.0\.1|localhost)(:\d{1,5}(?:\/.*)?)$/;
 
 export function rewriteValue(value: string, ctx: EnvContext): string {
   for (const [mountPath, local] of ctx.mounts) {

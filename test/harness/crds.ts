@@ -36,7 +36,9 @@ export async function installCertManagerCrds(cp: ControlPlane): Promise<string[]
         const crd = await cp.client.get<Crd>(
           join("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", name),
         );
-        const ok = crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
+        const ok = crd.status?.conditions?.some(
+          (c) => c.type === "Established" && c.status === "True",
+        );
         return ok ? true : undefined;
       },
       30_000,

@@ -30,24 +30,24 @@ const ready = (pod: Pod): boolean =>
 
 async function main(): Promise<void> {
   const started = Date.now();
-  let cluster: Cluster | undefined;
-  let stopping = false;
+  const state: { cluster?: Cluster; stopping: boolean } = { stopping: false };
   const shutdown = (code: number): void => {
-    if (stopping) return;
-    stopping = true;
+    if (state.stopping) return;
+    state.stopping = true;
     log("[demo] stopping...");
-    const done = cluster ? cluster.stop() : stopAll(2_000);
+    const done = state.cluster ? state.cluster.stop() : stopAll(2_000);
     void done.finally(() => process.exit(code));
   };
   process.on("SIGINT", () => shutdown(0));
   process.on("SIGTERM", () => shutdown(0));
 
-  cluster = await startCluster({
+  const cluster = await startCluster({
     controller: !values["no-controller"],
     signalHandlers: false,
     keepDir: values.keep,
     log,
   });
+  state.cluster = cluster;
   if (!values["no-examples"]) {
     const res = await cluster.kubectl(["apply", "-k", EXAMPLES_DIR]);
     if (res.code !== 0) throw new Error(`kubectl apply -k ${EXAMPLES_DIR} failed: ${res.stderr}`);

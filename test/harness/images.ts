@@ -11,7 +11,13 @@ import { DEMO_APP, NODE, SIDECAR_MAIN } from "./paths.ts";
 import type { Container } from "./podTypes.ts";
 
 export type Program =
-  | { ok: true; kind: "demo" | "proxy"; command: string; args: string[]; env: Record<string, string> }
+  | {
+      ok: true;
+      kind: "demo" | "proxy";
+      command: string;
+      args: string[];
+      env: Record<string, string>;
+    }
   | { ok: false; reason: string };
 
 export function tagOf(image: string): string {

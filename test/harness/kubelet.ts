@@ -18,6 +18,11 @@ export const HOST_IP = "127.0.0.1";
 export interface KubeletOptions {
   client: KubeClient;
   nodeName?: string;
+  /**
+   * First pod address (default $VERSO_POD_ADDRESS_BASE, else 127.0.0.10). Two kubelets on one
+   * machine (a demo and a test run) need distinct ranges, e.g. 127.0.100.10.
+   */
+  firstAddress?: string;
   /** Pod dirs (volumes, logs) go here; a temp dir when omitted. */
   dir?: string;
   envOverrides?: (container: Container, kind: "demo" | "proxy") => Record<string, string>;
@@ -32,12 +37,23 @@ export interface Kubelet {
   stop(): Promise<void>;
 }
 
-/** 127.0.0.10, 127.0.0.11, ... 127.0.0.254, 127.0.1.1, ... */
-export function podAddress(index: number): string {
-  const n = index + 10;
-  const third = Math.floor(n / 254);
-  const fourth = (n % 254) + (third > 0 ? 1 : 0);
-  return `127.0.${third}.${third > 0 ? fourth : n}`;
+export const FIRST_POD_ADDRESS = "127.0.0.10";
+
+/**
+ * Pod addresses from `first` upward inside 127.0.0.0/8, skipping .0 and .255:
+ * 127.0.0.10, 127.0.0.11, ... 127.0.0.254, 127.0.1.1, ...
+ */
+export function* podAddresses(first = FIRST_POD_ADDRESS): Generator<string> {
+  const parts = first.split(".").map(Number);
+  if (parts.length !== 4 || parts[0] !== 127 || parts.some((p) => !(p >= 0 && p <= 255))) {
+    throw new Error(`pod address ${first}: use an address in 127.0.0.0/8, e.g. 127.0.0.10`);
+  }
+  let n = ((parts[1] ?? 0) << 16) + ((parts[2] ?? 0) << 8) + (parts[3] ?? 0);
+  for (; n < 1 << 24; n++) {
+    const last = n & 255;
+    if (last === 0 || last === 255) continue;
+    yield `127.${n >> 16}.${(n >> 8) & 255}.${last}`;
+  }
 }
 
 export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
@@ -48,7 +64,9 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
   mkdirSync(dir, { recursive: true });
   const runners = new Map<string, PodRunner>();
   const ips = new Map<string, string>();
-  let nextIp = 0;
+  const addresses = podAddresses(
+    options.firstAddress ?? process.env.VERSO_POD_ADDRESS_BASE ?? FIRST_POD_ADDRESS,
+  );
   const abort = new AbortController();
 
   await registerNode(client, nodeName);
@@ -81,7 +99,8 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
     }
     const terminal = pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
     if (terminal) return;
-    const ip = podAddress(nextIp++);
+    const ip = addresses.next().value;
+    if (ip === undefined) throw new Error("pod addresses exhausted");
     ips.set(uid, ip);
     const podDir = join(dir, `${pod.metadata.namespace}_${pod.metadata.name}_${uid.slice(0, 8)}`);
     const created = new PodRunner(pod, {
@@ -95,7 +114,9 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
     });
     runners.set(uid, created);
     log(`[kubelet] starting ${created.name} at ${ip} (dir ${podDir})`);
-    void created.start().catch((error: unknown) => log(`[kubelet] ${created.name}: ${String(error)}`));
+    void created
+      .start()
+      .catch((error: unknown) => log(`[kubelet] ${created.name}: ${String(error)}`));
   };
 
   const bind = async (pod: Pod): Promise<void> => {

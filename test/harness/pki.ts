@@ -27,7 +27,13 @@ export async function makeCa(commonName: string): Promise<Pem> {
     notAfterDate: new Date(Date.now() + 30 * DAY),
     extensions: [
       { name: "basicConstraints", cA: true, critical: true },
-      { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+      {
+        name: "keyUsage",
+        keyCertSign: true,
+        cRLSign: true,
+        digitalSignature: true,
+        critical: true,
+      },
     ],
   });
   return { cert: result.cert, key: result.private };

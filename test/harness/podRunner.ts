@@ -97,7 +97,8 @@ export class PodRunner {
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.deps.log(`[kubelet] ${this.name}: volumes failed: ${message}`);
-      for (const run of this.#runs) run.state = { waiting: { reason: "CreateContainerConfigError", message } };
+      for (const run of this.#runs)
+        run.state = { waiting: { reason: "CreateContainerConfigError", message } };
       this.#sync();
       return;
     }
@@ -189,7 +190,10 @@ export class PodRunner {
       );
       const raw = obj?.data?.[ref.key];
       if (raw !== undefined) {
-        found.set(lookupKey(kind, ref.name, ref.key), cm ? raw : Buffer.from(raw, "base64").toString());
+        found.set(
+          lookupKey(kind, ref.name, ref.key),
+          cm ? raw : Buffer.from(raw, "base64").toString(),
+        );
       }
     }
     return found;
@@ -265,9 +269,12 @@ export class PodRunner {
       },
     };
     if (this.#stopping) return;
-    this.deps.log(`[kubelet] ${this.name}/${run.spec.name} exited ${exitCode}; log: ${proc.logFile}`);
+    this.deps.log(
+      `[kubelet] ${this.name}/${run.spec.name} exited ${exitCode}; log: ${proc.logFile}`,
+    );
     const policy = this.pod.spec.restartPolicy ?? "Always";
-    const restart = run.sidecar || policy === "Always" || (policy === "OnFailure" && exitCode !== 0);
+    const restart =
+      run.sidecar || policy === "Always" || (policy === "OnFailure" && exitCode !== 0);
     this.#sync();
     if (!restart) return;
     const backoffMs = Math.min(10_000, 1_000 * 2 ** run.restartCount);

@@ -47,7 +47,12 @@ async function requestToken(
       spec: {
         audiences: audience ? [audience] : [],
         expirationSeconds,
-        boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.metadata.name, uid: pod.metadata.uid },
+        boundObjectRef: {
+          apiVersion: "v1",
+          kind: "Pod",
+          name: pod.metadata.name,
+          uid: pod.metadata.uid,
+        },
       },
     },
   );
@@ -69,7 +74,8 @@ async function writeData(
     if (optional) return;
     throw new Error(`${kind} ${ns}/${name} not found`);
   }
-  const decode = (v: string): string | Buffer => (kind === "secrets" ? Buffer.from(v, "base64") : v);
+  const decode = (v: string): string | Buffer =>
+    kind === "secrets" ? Buffer.from(v, "base64") : v;
   const data = obj.data ?? {};
   const pairs = items ?? Object.keys(data).map((key) => ({ key, path: key }));
   for (const { key, path } of pairs) {
@@ -88,7 +94,10 @@ export async function materialiseVolumes(
   const timers: NodeJS.Timeout[] = [];
   const ns = pod.metadata.namespace ?? "default";
 
-  const projectToken = async (dir: string, src: NonNullable<ProjectionSource["serviceAccountToken"]>) => {
+  const projectToken = async (
+    dir: string,
+    src: NonNullable<ProjectionSource["serviceAccountToken"]>,
+  ) => {
     const refresh = async (): Promise<void> => {
       const { token, refreshInMs } = await requestToken(
         client,

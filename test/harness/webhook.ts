@@ -152,7 +152,9 @@ export async function startWebhook(options: WebhookOptions): Promise<Webhook> {
         res.setEncoding("utf8");
         res.on("data", (c: string) => (body += c));
         res.on("end", () =>
-          (res.statusCode ?? 0) < 400 ? resolve(body) : reject(new Error(`${path}: ${res.statusCode}`)),
+          (res.statusCode ?? 0) < 400
+            ? resolve(body)
+            : reject(new Error(`${path}: ${res.statusCode}`)),
         );
       }).once("error", reject);
     });
