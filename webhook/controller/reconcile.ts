@@ -153,7 +153,7 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
           phase: "Pending",
           weight: 0,
           version: d.version,
-          generation: d.generation,
+          template: d.template,
           startedAt: new Date(now).toISOString(),
           lastProgressAt: new Date(now).toISOString(),
         }),
@@ -170,7 +170,7 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
       const out = nextState({
         prev,
         policy,
-        release: { version: d.version, generation: d.generation, ready: d.ready },
+        release: { version: d.version, template: d.template, ready: d.ready },
         analysis,
         now: deps.now(),
       });

@@ -41,8 +41,12 @@ export interface ReleaseStatus {
   message: string;
   /** Release version this status belongs to; a new version starts afresh. */
   version: string;
-  /** Deployment metadata.generation when this release started: a spec change restarts a failed release. */
-  generation: number;
+  /**
+   * Hash of the release's pod template when it started: a template change (a fixed image)
+   * restarts a failed release. Not metadata.generation: the apiserver bumps a Deployment's
+   * generation on annotation changes too, including our own status writes.
+   */
+  template: string;
   startedAt: string;
   stepStartedAt?: string;
   lastProgressAt: string;
@@ -82,7 +86,7 @@ export function parseStatus(text: string | undefined): ReleaseStatus | undefined
     reason: (typeof raw.reason === "string" ? raw.reason : "Waiting") as StatusReason,
     message: typeof raw.message === "string" ? raw.message : "",
     version: raw.version,
-    generation: typeof raw.generation === "number" ? raw.generation : 0,
+    template: typeof raw.template === "string" ? raw.template : "",
     startedAt: raw.startedAt,
     lastProgressAt: raw.lastProgressAt,
   };
@@ -104,7 +108,7 @@ export function formatStatus(s: ReleaseStatus): string {
     reason: s.reason,
     message: s.message,
     version: s.version,
-    generation: s.generation,
+    template: s.template,
     startedAt: s.startedAt,
     stepStartedAt: s.stepStartedAt,
     lastProgressAt: s.lastProgressAt,

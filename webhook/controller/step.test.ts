@@ -14,7 +14,7 @@ const policy = (o: Record<string, string>): ReleasePolicy => {
   if (!r.ok) throw new Error(JSON.stringify(r.error));
   return r.value;
 };
-const ready: ObservedRelease = { version: "v2", generation: 1, ready: true };
+const ready: ObservedRelease = { version: "v2", template: "t1", ready: true };
 const notReady: ObservedRelease = { ...ready, ready: false };
 const auto = policy({ steps: "10,50", interval: "10s", "progress-deadline": "60s" });
 const an = (action: Analysis["action"]): Analysis => ({
@@ -35,7 +35,7 @@ const st = (o: Partial<ReleaseStatus>): ReleaseStatus => ({
   reason: "Started",
   message: "",
   version: "v2",
-  generation: 1,
+  template: "t1",
   startedAt: new Date(T0).toISOString(),
   stepStartedAt: new Date(T0).toISOString(),
   lastProgressAt: new Date(T0).toISOString(),
@@ -185,10 +185,10 @@ describe("nextState", () => {
       event: "none",
     },
     {
-      name: "Failed + new spec generation: starts again",
+      name: "Failed + new pod template: starts again",
       prev: st({ phase: "Failed", weight: 0, reason: "RolledBack" }),
-      release: { ...ready, generation: 2 },
-      expect: { phase: "Progressing", step: 1, generation: 2 },
+      release: { ...ready, template: "t2" },
+      expect: { phase: "Progressing", step: 1, template: "t2" },
       event: "Normal",
     },
     {

@@ -9,7 +9,8 @@ import type { ReleaseStatus, StatusReason } from "./status.ts";
 
 export interface ObservedRelease {
   version: string;
-  generation: number;
+  /** Hash of the pod template. */
+  template: string;
   /** Every desired replica of the release is updated and ready. */
   ready: boolean;
 }
@@ -54,7 +55,7 @@ function fresh(release: ObservedRelease, now: number): ReleaseStatus {
     reason: "Waiting",
     message: "waiting for every replica of the release to be ready",
     version: release.version,
-    generation: release.generation,
+    template: release.template,
     startedAt: iso(now),
     lastProgressAt: iso(now),
   };
@@ -62,13 +63,13 @@ function fresh(release: ObservedRelease, now: number): ReleaseStatus {
 
 /**
  * Restart (a fresh Pending status) when:
- * | no status | other version | Failed and spec changed | Failed by abort, abort removed | -> restart |
+ * | no status | other version | Failed and pod template changed | Failed by abort, abort removed | -> restart |
  * Promoted and Failed are otherwise terminal for that version.
  */
 function restartNeeded(prev: ReleaseStatus | undefined, input: StepInput): boolean {
   if (!prev || prev.version !== input.release.version) return true;
   if (prev.phase !== "Failed") return false;
-  if (prev.generation !== input.release.generation) return true;
+  if (prev.template !== input.release.template) return true;
   return prev.reason === "Aborted" && !input.policy.abort;
 }
 

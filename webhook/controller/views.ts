@@ -3,6 +3,7 @@
  * apiserver objects. Pure. Identity uses the webhook's own derivation on the pod template,
  * so a Deployment's app/version is exactly what the webhook writes on its pods.
  */
+import { createHash } from "node:crypto";
 import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { LABEL } from "../../shared/annotations.ts";
 import { PROXY_PORT } from "../../shared/pod-env.ts";
@@ -16,7 +17,8 @@ export interface DeploymentView {
   resourceVersion: string;
   /** creationTimestamp, epoch ms. */
   created: number;
-  generation: number;
+  /** Short hash of spec.template: what a "new spec" means for a failed release. */
+  template: string;
   annotations: Record<string, string>;
   app: string | undefined;
   version: string;
@@ -56,10 +58,10 @@ export function toDeploymentView(d: V1Deployment): DeploymentView {
   } as Pod);
   const replicas = d.spec?.replicas ?? 1;
   const st = d.status ?? {};
-  const generation = meta.generation ?? 0;
   const ready =
     replicas > 0 &&
-    (st.observedGeneration ?? 0) >= generation &&
+    // Not observedGeneration: annotation writes (ours included) bump a Deployment's generation.
+    (st.replicas ?? 0) <= replicas &&
     (st.updatedReplicas ?? 0) >= replicas &&
     (st.readyReplicas ?? 0) >= replicas;
   return {
@@ -68,7 +70,10 @@ export function toDeploymentView(d: V1Deployment): DeploymentView {
     uid: meta.uid ?? "",
     resourceVersion: meta.resourceVersion ?? "",
     created: epoch(meta.creationTimestamp),
-    generation,
+    template: createHash("sha256")
+      .update(JSON.stringify(template ?? {}))
+      .digest("hex")
+      .slice(0, 16),
     annotations: { ...(meta.annotations ?? {}) },
     app: identity.app,
     version: identity.version,

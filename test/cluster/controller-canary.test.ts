@@ -1,0 +1,230 @@
+/**
+ * Automated canary driven by real proxy traffic: the stand-in kubelet runs each pod as the
+ * demo app plus the real proxy; requests go to the proxies' inbound ports; the controller
+ * (in the webhook process, built-in metrics source) scrapes the proxies and walks the steps.
+ * Short intervals (3s) so the suite stays quick; gates as a user would write them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LABEL } from "../../shared/annotations.ts";
+import { startCluster, type Cluster } from "../harness/cluster.ts";
+import { sleep, waitFor } from "../harness/ports.ts";
+import { webhookAvailable } from "../harness/webhook.ts";
+import {
+  eventsFor,
+  openStream,
+  serviceAccountToken,
+  statusOf,
+  type StatusAnnotation,
+} from "./controllerFixtures.ts";
+import { createNamespace, isReady, podsOf } from "./fixtures.ts";
+
+const NS = "canary";
+const INTERVAL = "3s";
+
+function app(
+  name: string,
+  app: string,
+  version: string,
+  annotations: Record<string, string> = {},
+  env: Record<string, string> = {},
+): object {
+  const labels = { "app.kubernetes.io/name": app, "app.kubernetes.io/version": version };
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name, labels, annotations },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: {
+          containers: [
+            {
+              name: "app",
+              image: `verso-demo:${version}`,
+              ports: [{ name: "http", containerPort: 8080 }],
+              env: Object.entries(env).map(([name, value]) => ({ name, value })),
+              readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+const canary = (steps: string): Record<string, string> => ({
+  "verso.dev/strategy": "canary",
+  "verso.dev/steps": steps,
+  "verso.dev/interval": INTERVAL,
+  "verso.dev/max-error-rate": "5",
+  "verso.dev/min-requests": "5",
+});
+
+/** Bounded load: every ~50ms one request to each ready proxy of the app, until stopped or 3 minutes. */
+function traffic(cluster: Cluster, appName: string): { stop(): Promise<void>; sent(): number } {
+  let stopped = false;
+  let sent = 0;
+  const deadline = Date.now() + 180_000;
+  const done = (async () => {
+    while (!stopped && Date.now() < deadline && sent < 20_000) {
+      const pods = (
+        await podsOf(cluster.cp.client, NS, `app.kubernetes.io/name=${appName}`)
+      ).filter(isReady);
+      for (let i = 0; i < 10 && !stopped; i++) {
+        await Promise.all(
+          pods.map((p) =>
+            fetch(`http://${p.status?.podIP}:15006/`, { signal: AbortSignal.timeout(3_000) })
+              .then((r) => r.arrayBuffer())
+              .catch(() => undefined)
+              .finally(() => sent++),
+          ),
+        );
+        await sleep(50);
+      }
+    }
+  })();
+  return { stop: async () => ((stopped = true), await done), sent: () => sent };
+}
+
+describe.skipIf(!webhookAvailable())("controller: automated canary on real proxy traffic", () => {
+  let cluster: Cluster;
+  const client = () => cluster.cp.client;
+  const status = (name: string): Promise<StatusAnnotation | undefined> =>
+    statusOf(client(), NS, name);
+  const phase = async (
+    name: string,
+    want: string,
+    timeoutMs: number,
+  ): Promise<StatusAnnotation> => {
+    let last: StatusAnnotation | undefined;
+    try {
+      return await waitFor(
+        `${name} ${want}`,
+        async () => {
+          last = await status(name);
+          return last?.phase === want ? last : undefined;
+        },
+        timeoutMs,
+        250,
+      );
+    } catch (error) {
+      throw new Error(`${(error as Error).message}; last status ${JSON.stringify(last)}`);
+    }
+  };
+
+  beforeAll(async () => {
+    cluster = await startCluster({ crds: false, controller: true });
+    await createNamespace(client(), NS, { [LABEL.injection]: "enabled" });
+    const create = (d: object) => client().create(`/apis/apps/v1/namespaces/${NS}/deployments`, d);
+    await create(app("shop-v1", "shop", "v1"));
+    await create(app("shop-v2", "shop", "v2", canary("20,50,100")));
+    await create(app("cart-v1", "cart", "v1"));
+    await create(app("cart-v2", "cart", "v2", canary("20,50"), { ERROR_RATE: "1" }));
+    await create(app("idle-v2", "idle", "v2", canary("20,50")));
+    await waitFor(
+      "5 ready pods",
+      async () => {
+        const pods = await podsOf(client(), NS);
+        return pods.length === 5 && pods.every(isReady) ? true : undefined;
+      },
+      240_000,
+      500,
+    );
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it("promotes a healthy release through every step", async () => {
+    const load = traffic(cluster, "shop");
+    try {
+      const token = await serviceAccountToken(client(), NS);
+      const stream = await openStream(
+        cluster.webhook!.url,
+        cluster.webhook!.ca.cert,
+        NS,
+        "shop",
+        token,
+      );
+      const promoted = await phase("shop-v2", "Promoted", 90_000);
+      expect(promoted.weight).toBe(100);
+      expect(promoted.analysis?.reason).toBe("LastStepPassed");
+      expect(promoted.analysis?.measured.releaseRequests).toBeGreaterThanOrEqual(5);
+      await stream.until("table at 100%", (t) => t.release?.weight === 100, 10_000);
+      // Every step went through the table proxies see, in order.
+      const weights = [...new Set(stream.tables.map((t) => t.release?.weight))];
+      expect(weights.filter((w) => w !== undefined && w > 0)).toEqual([20, 50, 100]);
+      stream.close();
+      const reasons = (await eventsFor(client(), NS, "shop-v2")).map((e) => e.reason);
+      expect(reasons).toEqual(expect.arrayContaining(["Started", "StepAdvanced", "Promoted"]));
+    } finally {
+      await load.stop();
+    }
+    expect(load.sent()).toBeGreaterThan(0);
+  });
+
+  it("rolls back a release that answers 500 within one interval", async () => {
+    const load = traffic(cluster, "cart");
+    try {
+      const started = await waitFor(
+        "cart-v2 started",
+        async () => {
+          const s = await status("cart-v2");
+          return s?.phase === "Progressing" || s?.phase === "Failed" ? s : undefined;
+        },
+        30_000,
+        250,
+      );
+      expect(started.step).toBe(1);
+      const t0 = Date.now();
+      const failed = await phase("cart-v2", "Failed", 30_000);
+      expect(failed.weight).toBe(0);
+      expect(failed.reason).toBe("RolledBack");
+      expect(failed.analysis?.reason).toBe("ErrorRateTooHigh");
+      expect(failed.step).toBe(1);
+      // Within one interval (3s) of analysis, plus slack for a loaded machine; it may
+      // already have failed before we looked.
+      expect(Date.now() - t0).toBeLessThan(3_000 + 4_000);
+      const ev = (await eventsFor(client(), NS, "cart-v2")).find((e) => e.reason === "RolledBack");
+      expect(ev?.type).toBe("Warning");
+      const token = await serviceAccountToken(client(), NS);
+      const stream = await openStream(
+        cluster.webhook!.url,
+        cluster.webhook!.ca.cert,
+        NS,
+        "cart",
+        token,
+      );
+      const t = await stream.until("cart table at 0%", (t) => t.release?.weight === 0, 10_000);
+      expect(t.release?.version).toBe("v2");
+      stream.close();
+    } finally {
+      await load.stop();
+    }
+  });
+
+  it("holds a release that gets no traffic, and says so", async () => {
+    const held = await waitFor(
+      "idle-v2 held",
+      async () => {
+        const s = await status("idle-v2");
+        return s?.reason === "Held" ? s : undefined;
+      },
+      30_000,
+      250,
+    );
+    expect(held.phase).toBe("Progressing");
+    expect(held.step).toBe(1);
+    expect(held.weight).toBe(20);
+    expect(held.analysis?.reason).toMatch(/NotEnoughTraffic|NoBaseline/);
+    await sleep(7_000);
+    const later = await status("idle-v2");
+    expect(later?.phase).toBe("Progressing");
+    expect(later?.step).toBe(1);
+    expect(later?.analysis?.reason).toBe("NotEnoughTraffic");
+    expect(later?.message).toContain("not enough traffic");
+  });
+});
