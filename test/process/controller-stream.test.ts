@@ -1,0 +1,154 @@
+/**
+ * The route stream edge on a real HTTPS server (127.0.0.1, port 0): SSE framing, heartbeats,
+ * Last-Event-ID, the table pushed on change, refusals with reasons, and the TokenReview cache.
+ * The review function is a plain function standing in for the apiserver (the cluster suite
+ * checks real tokens); everything from the socket up is the production code.
+ */
+import { createServer, type Server } from "node:https";
+import { request } from "node:https";
+import express from "express";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../shared/log.ts";
+import type { RoutingTable } from "../../shared/table.ts";
+import { createHub, routesRouter } from "../../webhook/controller/stream.ts";
+import { createAuthenticator, type ReviewAnswer } from "../../webhook/controller/tokenReview.ts";
+import { makeCa, makeLeaf } from "../harness/pki.ts";
+
+const table = (revision: number, weight?: number): RoutingTable => ({
+  app: "shop",
+  revision,
+  endpoints: { v1: ["127.0.0.2:15006"] },
+  ...(weight !== undefined ? { release: { version: "v2", strategy: "canary", weight } } : {}),
+});
+
+describe("route stream over HTTPS", () => {
+  let server: Server;
+  let base: string;
+  let ca: string;
+  const hub = createHub();
+  let reviews = 0;
+  const review = async (token: string): Promise<ReviewAnswer> => {
+    reviews++;
+    if (token === "shop-token")
+      return {
+        authenticated: true,
+        username: "system:serviceaccount:shop:default",
+        audiences: ["verso"],
+      };
+    if (token === "user-token")
+      return { authenticated: true, username: "alice", audiences: ["verso"] };
+    if (token === "down") throw new Error("apiserver unreachable");
+    return { authenticated: false, error: "invalid bearer token" };
+  };
+
+  beforeAll(async () => {
+    const caPem = await makeCa("test-ca");
+    const leaf = await makeLeaf(caPem, {
+      commonName: "localhost",
+      ips: ["127.0.0.1"],
+      server: true,
+    });
+    ca = caPem.cert;
+    const app = express();
+    app.use(
+      routesRouter({
+        hub,
+        auth: createAuthenticator(review),
+        log: createLogger("test", "error"),
+        heartbeatMs: 200,
+      }),
+    );
+    server = createServer({ cert: leaf.cert, key: leaf.key }, app);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const addr = server.address();
+    base = `https://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+    hub.set("shop", table(100, 5));
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  /** Reads the raw stream for `ms`, optionally running `during` after connecting. */
+  function read(
+    path: string,
+    headers: Record<string, string>,
+    ms: number,
+    during?: () => void,
+  ): Promise<{ status: number; type?: string; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request(`${base}${path}`, { ca, headers });
+      req.once("error", reject);
+      req.once("response", (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, type: res.headers["content-type"], body }),
+        );
+        if (res.statusCode === 200) {
+          during?.();
+          setTimeout(() => {
+            req.destroy();
+            resolve({ status: 200, type: res.headers["content-type"], body });
+          }, ms);
+        }
+      });
+      req.end();
+    });
+  }
+  const auth = { authorization: "Bearer shop-token" };
+  const q = "/v1/routes?namespace=shop&app=shop";
+
+  it("sends the table on connect, then every change, with heartbeats", async () => {
+    const r = await read(q, auth, 700, () =>
+      setTimeout(() => hub.set("shop", table(101, 20)), 100),
+    );
+    expect(r.type).toMatch(/^text\/event-stream/);
+    const events = r.body.split("\n\n").filter((b) => b.startsWith("event: table"));
+    expect(events).toHaveLength(2);
+    expect(events[0]).toBe(`event: table\nid: 100\ndata: ${JSON.stringify(table(100, 5))}`);
+    expect(events[1]).toContain("id: 101");
+    expect(r.body).toContain(": hb\n\n");
+  });
+
+  it("does not resend the table a reconnecting client already has (Last-Event-ID)", async () => {
+    const same = await read(q, { ...auth, "last-event-id": "101" }, 300);
+    expect(same.body).not.toContain("event: table");
+    const older = await read(q, { ...auth, "last-event-id": "99" }, 300);
+    expect(older.body).toContain("id: 101");
+  });
+
+  it("refuses with a status and a reason", async () => {
+    const cases: [Record<string, string>, string, number, string][] = [
+      [{}, q, 401, "NoToken"],
+      [{ authorization: "Basic abc" }, q, 401, "NoToken"],
+      [{ authorization: "Bearer garbage" }, q, 401, "TokenInvalid"],
+      [{ authorization: "Bearer user-token" }, q, 403, "NotServiceAccount"],
+      [auth, "/v1/routes?namespace=other&app=shop", 403, "WrongNamespace"],
+      [{ authorization: "Bearer down" }, q, 503, "ReviewUnavailable"],
+      [auth, "/v1/routes?namespace=shop", 400, "BadQuery"],
+    ];
+    for (const [headers, path, status, reason] of cases) {
+      const r = await read(path, headers, 0);
+      expect({ status: r.status, reason: JSON.parse(r.body).reason }).toEqual({ status, reason });
+    }
+  });
+
+  it("reviews a token once per cache period, and never caches an unavailable apiserver", async () => {
+    const before = reviews;
+    for (let i = 0; i < 3; i++) await read(q, auth, 50);
+    expect(reviews - before).toBe(0); // cached from the earlier tests
+    const d = reviews;
+    await read(q, { authorization: "Bearer down" }, 0);
+    await read(q, { authorization: "Bearer down" }, 0);
+    expect(reviews - d).toBe(2);
+  });
+
+  it("forgets subscribers that went away", async () => {
+    await read(q, auth, 100);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(hub.subscribers()).toBe(0);
+  });
+});
