@@ -4,6 +4,7 @@
  * table rebuilt on the next turn of the event loop (so a burst of pod events is one table).
  * Every replica does this and serves streams; the leader also runs the release loop.
  */
+import { randomBytes } from "node:crypto";
 import {
   AppsV1Api,
   CoreV1Api,
@@ -15,7 +16,7 @@ import {
 import { LABEL } from "../../shared/annotations.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { ReleasePolicy } from "../../shared/policy.ts";
-import { deriveHopKey, loadHopSecret } from "./hopKey.ts";
+import { deriveHopKey, HOP_SECRET_NAME, loadHopSecret } from "./hopKey.ts";
 import type { KubeApi } from "./kube.ts";
 import { startLeaderElection, type Leader } from "./leader.ts";
 import type { MetricsSource } from "./metrics/source.ts";
@@ -68,7 +69,19 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     // Without rights to read or make namespaces, the Lease and Secret calls below say more.
     log.debug("namespace check failed", { namespace: deps.namespace, error });
   }
-  const secret = await loadHopSecret(deps.kube, deps.namespace);
+  let secret: Buffer;
+  try {
+    secret = await loadHopSecret(deps.kube, deps.namespace);
+  } catch (error) {
+    // Serving routes matters more than agreeing on a key: each replica then signs with its
+    // own key, and a hop token forwarded across replicas' tables fails (served locally).
+    secret = randomBytes(32);
+    log.error("cannot read or create the hop-key Secret: using a key of this replica only", {
+      namespace: deps.namespace,
+      secret: HOP_SECRET_NAME,
+      error,
+    });
+  }
   const apps = kc.makeApiClient(AppsV1Api);
   const core = kc.makeApiClient(CoreV1Api);
 

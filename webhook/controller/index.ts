@@ -52,23 +52,31 @@ export async function startControllerIn(host: ControllerHost): Promise<Controlle
   const kube = createKubeApi(kc, options.identity);
   const hub = createHub();
   const auth = createAuthenticator((token, audiences) => kube.review(token, audiences));
-  host.mount("/", routesRouter({ hub, auth, log }));
   let synced = false;
   host.addReadinessCheck("controller", () => synced);
   const metrics =
     options.metricsSource === "prometheus" && options.prometheusUrl
       ? createPrometheusSource(options.prometheusUrl)
       : createBuiltinSource(log);
-  const controller = await start({
-    kc,
-    kube,
-    log,
-    namespace: host.namespace,
-    identity: options.identity,
-    metrics,
-    scaleDownDelayMs: options.scaleDownDelayMs,
-    hub,
-  });
+  let controller: Controller;
+  try {
+    controller = await start({
+      kc,
+      kube,
+      log,
+      namespace: host.namespace,
+      identity: options.identity,
+      metrics,
+      scaleDownDelayMs: options.scaleDownDelayMs,
+      hub,
+    });
+  } catch (error) {
+    log.error("controller failed to start: serving admission only", { error });
+    synced = true; // readiness must not wait for a controller that is not coming
+    return undefined;
+  }
+  // Mounted once the first tables exist: before that a proxy gets 404 and retries.
+  host.mount("/", routesRouter({ hub, auth, log }));
   synced = true;
   new Gauge({
     name: "verso_controller_route_subscribers",
