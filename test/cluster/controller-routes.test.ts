@@ -186,6 +186,42 @@ describe.skipIf(!webhookAvailable())("controller: routing tables from a real api
     await stream.until("v2 is the release again", (t) => t.release?.version === "v2");
   });
 
+  it("manual control: abort drops to 0 at once and removing it restarts; blue-green switches in one table", async () => {
+    await annotate(client(), NS, "shop-v2", { "verso.dev/abort": "true" });
+    const aborted = await stream.until("aborted: weight 0", (t) => t.release?.weight === 0);
+    expect(aborted.release?.match).toBeUndefined();
+    await waitFor(
+      "status Aborted",
+      async () =>
+        (await statusOf(client(), NS, "shop-v2"))?.reason === "Aborted" ? true : undefined,
+      15_000,
+    );
+    await annotate(client(), NS, "shop-v2", { "verso.dev/abort": null });
+    await stream.until("restarted at 35%", (t) => t.release?.weight === 35);
+
+    await annotate(client(), NS, "shop-v2", {
+      "verso.dev/strategy": "blue-green",
+      "verso.dev/weight": null,
+      "verso.dev/promote": "false",
+    });
+    await stream.until(
+      "blue-green preview",
+      (t) => t.release?.strategy === "blue-green" && t.release.weight === 0,
+    );
+    const from = stream.tables.length;
+    await annotate(client(), NS, "shop-v2", { "verso.dev/promote": "true" });
+    await stream.until("blue-green switched", (t) => t.release?.weight === 100);
+    expect(stream.tables.slice(from).map((t) => t.release?.weight)).toEqual([100]);
+    await waitFor(
+      "status Promoted",
+      async () =>
+        (await statusOf(client(), NS, "shop-v2"))?.phase === "Promoted" ? true : undefined,
+      15_000,
+    );
+    await annotate(client(), NS, "shop-v2", { "verso.dev/promote": "false" });
+    await stream.until("switched back", (t) => t.release?.weight === 0);
+  });
+
   it("opting the namespace out stops its tables; opting in again brings them back", async () => {
     await client().patch(`/api/v1/namespaces/${NS}`, {
       metadata: { labels: { [LABEL.injection]: null } },
