@@ -59,6 +59,7 @@ export class PodRunner {
   #dirty = false;
   #stopping = false;
   #probeTimer: NodeJS.Timeout | undefined;
+  #terminating: Promise<void> | undefined;
 
   constructor(pod: Pod, deps: RunnerDeps) {
     this.pod = pod;
@@ -125,8 +126,12 @@ export class PodRunner {
   }
 
   /** Graceful stop (containers, then sidecars in reverse), then removes the pod object. */
-  async terminate(): Promise<void> {
-    if (this.#stopping) return;
+  terminate(): Promise<void> {
+    this.#terminating ??= this.#terminate();
+    return this.#terminating;
+  }
+
+  async #terminate(): Promise<void> {
     const graceS = Math.min(this.pod.metadata.deletionGracePeriodSeconds ?? 30, 10);
     await this.kill(graceS * 1000);
     const { namespace, name, uid } = this.pod.metadata;
