@@ -1,7 +1,8 @@
 /**
  * Two controller replicas (two webhook processes) against one real apiserver: one holds the
  * Lease and is the only one to write status and Events; SIGKILL it and the other takes the
- * Lease once it expires, resuming from `verso.dev/status` (same startedAt), not from memory.
+ * Lease once it expires, resuming from `verso.dev/status` (same startedAt), not from memory;
+ * with --scale-down-delay the old Deployment is scaled to 0 after the promotion.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABEL } from "../../shared/annotations.ts";
@@ -27,7 +28,11 @@ describe.skipIf(!webhookAvailable())("controller: leader election across two rep
     for (const id of ["replica-a", "replica-b"]) {
       replicas.set(
         id,
-        await startWebhook({ cp, controller: true, args: ["--leader-identity", id] }),
+        await startWebhook({
+          cp,
+          controller: true,
+          args: ["--leader-identity", id, "--scale-down-delay", "1s"],
+        }),
       );
     }
   });
@@ -40,6 +45,10 @@ describe.skipIf(!webhookAvailable())("controller: leader election across two rep
   it("only the Lease holder writes; after it is killed the other takes over from status", async () => {
     const leader = await waitFor("a lease holder", holder, 30_000);
     const follower = leader === "replica-a" ? "replica-b" : "replica-a";
+    await cp.client.create(
+      `/apis/apps/v1/namespaces/${NS}/deployments`,
+      deployment("shop-v1", "v1"),
+    );
     // No kubelet here: the release never becomes ready and stays Pending, which is enough
     // to see who writes.
     await cp.client.create(`/apis/apps/v1/namespaces/${NS}/deployments`, {
@@ -98,5 +107,21 @@ describe.skipIf(!webhookAvailable())("controller: leader election across two rep
     );
     const ev = (await eventsFor(cp.client, NS, "shop-v2")).find((e) => e.reason === "Promoted");
     expect(ev?.reportingInstance).toBe(follower);
+
+    // --scale-down-delay 1s: the old Deployment goes to 0 replicas a second after promotion.
+    await waitFor(
+      "shop-v1 scaled to 0",
+      async () => {
+        const d = await cp.client.get<{ spec: { replicas: number } }>(
+          `/apis/apps/v1/namespaces/${NS}/deployments/shop-v1`,
+        );
+        return d.spec.replicas === 0 ? true : undefined;
+      },
+      15_000,
+    );
+    const scaled = (await eventsFor(cp.client, NS, "shop-v1")).find(
+      (e) => e.reason === "ScaledDown",
+    );
+    expect(scaled?.reportingInstance).toBe(follower);
   });
 });
