@@ -43,16 +43,29 @@ command -v go >/dev/null 2>&1 || {
   exit 1
 }
 
+# usable NAME PATH: etcd older than 3.5 (e.g. Debian's 3.4) cannot serve kube-apiserver 1.36.
+usable() {
+  local name="$1" path="$2" v
+  [[ "$name" != etcd ]] && return 0
+  v="$("$path" --version 2>/dev/null | sed -n 's/^etcd Version: \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')"
+  read -r major minor <<<"$v"
+  if [[ -z "${major:-}" ]] || ((major < 3 || (major == 3 && minor < 5))); then
+    log "ignoring $path (etcd ${major:-?}.${minor:-?}; need >= 3.5)"
+    return 1
+  fi
+}
+
 # find_existing NAME: prints a path to an existing binary from the configured locations.
 find_existing() {
   local name="$1" dir
   for dir in "${VERSO_KUBE_BIN:-}" "${KUBEBUILDER_ASSETS:-}"; do
-    if [[ -n "$dir" && -x "$dir/$name" ]]; then
+    if [[ -n "$dir" && -x "$dir/$name" ]] && usable "$name" "$dir/$name"; then
       echo "$dir/$name"
       return 0
     fi
   done
-  if [[ "$name" != kubectl ]] && command -v "$name" >/dev/null 2>&1; then
+  if [[ "$name" != kubectl ]] && command -v "$name" >/dev/null 2>&1 &&
+    usable "$name" "$(command -v "$name")"; then
     command -v "$name"
     return 0
   fi

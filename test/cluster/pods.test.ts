@@ -3,15 +3,24 @@
  * with their own 127.0.0.x address that answer HTTP with their version; deleting a pod
  * stops its processes and the ReplicaSet replaces it.
  */
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABEL } from "../../shared/annotations.ts";
-import { PROXY_CONTAINER, PROXY_PORT } from "../../shared/pod-env.ts";
+import { PROXY_CONTAINER, PROXY_PORT, TOKEN_AUDIENCE } from "../../shared/pod-env.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { EXAMPLES_DIR } from "../harness/paths.ts";
 import type { Pod } from "../harness/podTypes.ts";
 import { portAccepts, waitFor } from "../harness/ports.ts";
 import { webhookAvailable } from "../harness/webhook.ts";
 import { allContainers, isReady, podsOf } from "./fixtures.ts";
+
+interface TokenReview {
+  status: {
+    authenticated?: boolean;
+    audiences?: string[];
+    user?: { username?: string; extra?: Record<string, string[]> };
+  };
+}
 
 interface Answer {
   status: number;
@@ -111,6 +120,28 @@ describe("demo app pods as local processes", () => {
       expect(counts.other).toBe(0);
       expect(counts.v2).toBeGreaterThanOrEqual(8);
       expect(counts.v2).toBeLessThanOrEqual(60);
+    },
+  );
+
+  it.skipIf(!webhookAvailable())(
+    "gives the proxy a pod-bound token from TokenRequest that TokenReview accepts",
+    async () => {
+      const pod = pods[0];
+      const uid = pod?.metadata.uid ?? "";
+      const dir = `${cluster.kubelet?.dir}/demo_${pod?.metadata.name}_${uid.slice(0, 8)}`;
+      const token = readFileSync(`${dir}/volumes/verso-token/token`, "utf8");
+      const review = await client().create<TokenReview>(
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        {
+          apiVersion: "authentication.k8s.io/v1",
+          kind: "TokenReview",
+          spec: { token, audiences: [TOKEN_AUDIENCE] },
+        },
+      );
+      expect(review.status.authenticated).toBe(true);
+      expect(review.status.audiences).toEqual([TOKEN_AUDIENCE]);
+      expect(review.status.user?.username).toBe("system:serviceaccount:demo:default");
+      expect(review.status.user?.extra?.["authentication.kubernetes.io/pod-uid"]).toEqual([uid]);
     },
   );
 
