@@ -114,8 +114,6 @@ describe("prometheus metrics source", () => {
   });
 
   it("asks for both sides over the interval and reads the answers", async () => {
-    const { createPrometheusSource } =
-      await import("../../webhook/controller/metrics/prometheus.ts");
     const m = await createPrometheusSource(base).measure({
       namespace: "shop",
       app: "shop",
