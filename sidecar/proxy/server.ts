@@ -17,7 +17,8 @@ import type { TableStore } from "../config/store.ts";
 import { codeClass, methodClass, type ProxyMetrics } from "../metrics/metrics.ts";
 import { requestHeaders, responseHeaders } from "./headers.ts";
 import { PeerPool } from "./peers.ts";
-import { attempt, errorKind, type Target } from "./upstream.ts";
+import { attempt, errorKind, type Target, writeHead } from "./upstream.ts";
+import { createDispatcher, dispatchBodyless } from "./bodyless.ts";
 import { handleUpgrade } from "./upgrade.ts";
 
 export const VERSION_HEADER = "x-verso-version";
@@ -49,9 +50,12 @@ interface Exchange {
   readonly headers: OutgoingHttpHeaders;
   readonly t0: number;
   readonly forwardedIn: boolean;
+  /** No body and no Expect: the undici fast path (bodyless.ts). */
+  readonly fast: boolean;
   /** Set once the request is served by this pod's app: only then is it counted here. */
   local: boolean;
   tried: Set<string> | undefined;
+  resetRetried: boolean;
 }
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
@@ -60,6 +64,15 @@ export function createProxy(opts: ProxyOptions): Proxy {
   const { store, metrics, log } = opts;
   const roll = opts.roll ?? Math.random;
   const appAgent = new http.Agent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 256 });
+  const appTarget = { ...opts.app, origin: `http://${opts.app.host}:${opts.app.port}` };
+  const dispatcher = createDispatcher();
+  const localHead = (h: OutgoingHttpHeaders): void => {
+    if (opts.versionHeader) h[VERSION_HEADER] = opts.version;
+    if (draining) h.connection = "close";
+  };
+  const peerHead = (h: OutgoingHttpHeaders): void => {
+    if (draining) h.connection = "close";
+  };
   const peerAgent = new http.Agent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 256 });
   const pool = new PeerPool();
   let active = 0;
@@ -68,13 +81,10 @@ export function createProxy(opts: ProxyOptions): Proxy {
 
   function relay(x: Exchange, upRes: IncomingMessage, addVersion: boolean): void {
     const out = responseHeaders(upRes.headers);
-    if (addVersion) out[VERSION_HEADER] = opts.version;
-    if (draining) out.connection = "close";
+    if (addVersion) localHead(out);
+    else peerHead(out);
     const res = x.res;
-    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out);
-    // Event streams: send the headers now rather than with the first event.
-    const type = upRes.headers["content-type"];
-    if (type !== undefined && type.startsWith("text/event-stream")) res.flushHeaders();
+    writeHead(res, upRes.statusCode ?? 502, upRes.statusMessage, out);
     upRes.pipe(res);
     upRes.once("error", () => res.destroy());
     upRes.once("aborted", () => res.destroy());
@@ -91,16 +101,27 @@ export function createProxy(opts: ProxyOptions): Proxy {
 
   function serveLocal(x: Exchange, retried: boolean): void {
     x.local = true;
+    const onError = (error: Error, bodySent: boolean, reused: boolean): void => {
+      const kind = errorKind(error, "app");
+      metrics.upstreamError(kind);
+      // A pooled socket the app closed just as we reused it: safe to replay once.
+      const replay = x.fast
+        ? kind === "app-reset" && IDEMPOTENT.has(x.req.method ?? "")
+        : reused && !bodySent;
+      if (!retried && replay) return serveLocal(x, true);
+      if (log.enabled("debug")) log.debug("app request failed", { kind, error });
+      fail(x.res, kind === "app-timeout" ? 504 : 502, kind);
+    };
+    if (x.fast) {
+      dispatchBodyless(dispatcher, x.req, x.res, appTarget, x.headers, opts.idleTimeoutMs, {
+        onHead: localHead,
+        onError: (error) => onError(error, false, false),
+      });
+      return;
+    }
     attempt(x.req, x.res, opts.app, x.headers, appAgent, opts.idleTimeoutMs, {
-      onResponse: (upRes) => relay(x, upRes, opts.versionHeader),
-      onError(error, bodySent, reused) {
-        const kind = errorKind(error, "app");
-        metrics.upstreamError(kind);
-        // A pooled socket the app closed just as we reused it: safe to replay once.
-        if (!retried && reused && !bodySent) return serveLocal(x, true);
-        if (log.enabled("debug")) log.debug("app request failed", { kind, error });
-        fail(x.res, kind === "app-timeout" ? 504 : 502, kind);
-      },
+      onResponse: (upRes) => relay(x, upRes, true),
+      onError,
     });
   }
 
@@ -122,20 +143,34 @@ export function createProxy(opts: ProxyOptions): Proxy {
       pool.release(peer.addr);
     };
     x.res.once("close", release);
+    const onError = (error: Error, bodySent: boolean, reused: boolean): void => {
+      release();
+      const kind = errorKind(error, "peer");
+      metrics.upstreamError(kind);
+      const safe = !bodySent || (IDEMPOTENT.has(x.req.method ?? "") && bodyless(x.req));
+      // A reset on a pooled connection is usually the peer closing an idle keep-alive socket
+      // as we reused it: try the same peer once more before treating it as down.
+      const firstReset = kind === "peer-reset" && !x.resetRetried;
+      if (kind === "peer-reset") x.resetRetried = true;
+      if (kind === "peer-connect" || (kind === "peer-reset" && !firstReset && !reused)) {
+        pool.markDown(peer.addr, Date.now());
+      }
+      if (safe && kind !== "peer-timeout" && !x.res.headersSent) {
+        if (!firstReset) (x.tried ??= new Set()).add(peer.addr);
+        return forward(x, d);
+      }
+      fail(x.res, kind === "peer-timeout" ? 504 : 502, kind);
+    };
+    if (x.fast) {
+      dispatchBodyless(dispatcher, x.req, x.res, peer, x.headers, opts.idleTimeoutMs, {
+        onHead: peerHead,
+        onError: (error) => onError(error, false, false),
+      });
+      return;
+    }
     attempt(x.req, x.res, peer, x.headers, peerAgent, opts.idleTimeoutMs, {
       onResponse: (upRes) => relay(x, upRes, false),
-      onError(error, bodySent, reused) {
-        release();
-        const kind = errorKind(error, "peer");
-        metrics.upstreamError(kind);
-        if (kind !== "peer-timeout" && !reused) pool.markDown(peer.addr, Date.now());
-        const safe = !bodySent || (IDEMPOTENT.has(x.req.method ?? "") && bodyless(x.req));
-        if (safe && !x.res.headersSent) {
-          (x.tried ??= new Set()).add(peer.addr);
-          return forward(x, d);
-        }
-        fail(x.res, kind === "peer-timeout" ? 504 : 502, kind);
-      },
+      onError,
     });
   }
 
@@ -156,8 +191,10 @@ export function createProxy(opts: ProxyOptions): Proxy {
       }),
       t0: performance.now(),
       forwardedIn: hopValid,
+      fast: req.headers.expect === undefined && bodyless(req),
       local: false,
       tried: undefined,
+      resetRetried: false,
     };
     res.once("close", () => {
       active--;

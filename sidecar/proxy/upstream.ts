@@ -17,6 +17,18 @@ export interface Target {
   readonly port: number;
 }
 
+/** Write the response head; an event stream's head goes out at once, not with its first event. */
+export function writeHead(
+  res: ServerResponse,
+  status: number,
+  message: string | undefined,
+  headers: OutgoingHttpHeaders,
+): void {
+  res.writeHead(status, message, headers);
+  const type = headers["content-type"];
+  if (typeof type === "string" && type.startsWith("text/event-stream")) res.flushHeaders();
+}
+
 export interface AttemptHandlers {
   onResponse(upRes: IncomingMessage): void;
   /** Only before a response arrived; later failures destroy the client response instead. */
@@ -98,11 +110,16 @@ export function errorKind(error: Error, side: "app" | "peer"): UpstreamErrorKind
     case "ENETUNREACH":
     case "EADDRNOTAVAIL":
     case "ECONNECTTIMEOUT":
+    case "UND_ERR_CONNECT_TIMEOUT":
       return side === "app" ? "app-connect" : "peer-connect";
     case "ECONNRESET":
     case "EPIPE":
+    case "UND_ERR_SOCKET":
+    case "UND_ERR_CLOSED":
       return side === "app" ? "app-reset" : "peer-reset";
     case "EIDLETIMEOUT":
+    case "UND_ERR_HEADERS_TIMEOUT":
+    case "UND_ERR_BODY_TIMEOUT":
       return side === "app" ? "app-timeout" : "peer-timeout";
     default:
       return "other";

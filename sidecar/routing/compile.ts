@@ -19,6 +19,8 @@ export interface Peer {
   readonly addr: string;
   readonly host: string;
   readonly port: number;
+  /** `http://host:port`, the dispatcher's pool key. */
+  readonly origin: string;
   /** The version this peer serves (a hop token is signed for it). */
   readonly version: string;
 }
@@ -76,7 +78,7 @@ function toPeers(version: string, addrs: readonly string[]): Peer[] {
   const peers: Peer[] = [];
   for (const addr of addrs) {
     const hp = splitHostPort(addr);
-    if (hp) peers.push({ addr, host: hp.host, port: hp.port, version });
+    if (hp) peers.push({ addr, host: hp.host, port: hp.port, origin: `http://${addr}`, version });
   }
   return peers;
 }

@@ -1,0 +1,324 @@
+/**
+ * Proxy benchmark, one run, same machine, same upstream, same load for every path:
+ *   direct        client -> app
+ *   verso-local   client -> verso proxy (serves locally) -> app
+ *   verso-forward client -> verso proxy v1 -> verso proxy v2 (hop token) -> app
+ *   http-proxy    client -> minimal http-proxy server -> app (the library the issue named)
+ *   nginx         client -> nginx (worker_processes 1, upstream keepalive) -> app
+ * For each: max throughput (wrk, 1 thread, 32 connections), then latency at a fixed open-loop
+ * rate (default 1,000 req/s, measured from each request's scheduled send time, so a stall
+ * is not hidden), and the proxy's RSS idle and peak under load.
+ *
+ *   node bench/proxy.ts [--seconds 8] [--rate 1000] [--only direct,verso-local]
+ * Needs wrk (apt-get install -y wrk); nginx is skipped with a note when it is not installed.
+ */
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { Pool } from "undici";
+import { NODE, REPO_ROOT, SIDECAR_MAIN } from "../test/harness/paths.ts";
+import { freePort, sleep, waitFor } from "../test/harness/ports.ts";
+import {
+  installExitHandlers,
+  startProcess,
+  stopAll,
+  type ManagedProcess,
+} from "../test/harness/processes.ts";
+import { makeDir } from "../test/process/sidecar-fixture.ts";
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "8" },
+    rate: { type: "string", default: "1000" },
+    connections: { type: "string", default: "32" },
+    only: { type: "string" },
+  },
+});
+const SECONDS = Number(values.seconds);
+const RATE = Number(values.rate);
+const CONNECTIONS = Number(values.connections);
+const HOST = "127.0.4.1";
+installExitHandlers({ signals: true });
+const dir = makeDir("verso-bench-");
+
+const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
+if (!has("wrk")) {
+  console.error("wrk is required: apt-get install -y wrk");
+  process.exit(2);
+}
+
+function rssOf(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (m) total += Number(m[1]) * 1024;
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
+/** Process ids of `pid` and its descendants (nginx workers, node under `ip netns exec`). */
+function tree(pid: number): number[] {
+  const out = spawnSync("sh", ["-c", `pgrep -g ${pid} || true`], { encoding: "utf8" }).stdout;
+  const pids = out.split(/\s+/).filter(Boolean).map(Number);
+  return pids.length > 0 ? pids : [pid];
+}
+
+function spawnNode(name: string, args: string[]): ManagedProcess {
+  return startProcess({
+    name,
+    command: NODE,
+    args,
+    cwd: REPO_ROOT,
+    logFile: join(dir, `${name}.log`),
+  });
+}
+
+async function listening(url: string): Promise<void> {
+  await waitFor(
+    url,
+    async () => ((await fetch(url).catch(() => undefined))?.ok ? true : undefined),
+    15_000,
+    100,
+  );
+}
+
+interface Target {
+  name: string;
+  url: string;
+  /** Processes whose RSS counts as "the proxy" (empty for direct). */
+  pids: number[];
+}
+
+async function startAll(): Promise<Target[]> {
+  const appPort = await freePort(HOST);
+  const appScript = join(dir, "app.mjs");
+  // The upstream: a fixed 2-byte body, the cheapest honest app, so the proxy dominates.
+  writeFileSync(
+    appScript,
+    `import http from "node:http";
+http.createServer((req, res) => { req.resume(); res.setHeader("content-type", "text/plain"); res.end("ok"); })
+  .listen(${appPort}, "${HOST}");\n`,
+  );
+  spawnNode("app", [appScript]);
+  const app = `${HOST}:${appPort}`;
+  await listening(`http://${app}/`);
+  const targets: Target[] = [{ name: "direct", url: `http://${app}/`, pids: [] }];
+  const hopKey = Buffer.from("bench-hop-key-0123456789abcdefgh").toString("base64");
+
+  const verso = async (
+    name: string,
+    host: string,
+    version: string,
+    routes: object,
+    port?: number,
+  ) => {
+    const p = port ?? (await freePort(host));
+    const admin = await freePort(host);
+    const file = join(dir, `${name}.json`);
+    writeFileSync(file, JSON.stringify({ ...routes, hopKey }));
+    const proc = spawnNode(name, [
+      SIDECAR_MAIN,
+      "--listen",
+      `${host}:${p}`,
+      "--app",
+      app,
+      "--admin",
+      `${host}:${admin}`,
+      "--app-name",
+      "bench",
+      "--version",
+      version,
+      "--routes",
+      file,
+      "--log-level",
+      "warn",
+    ]);
+    await listening(`http://${host}:${admin}/ready`);
+    return { url: `http://${host}:${p}/`, pid: proc.pid, port: p };
+  };
+  const local = await verso("verso-local", "127.0.4.2", "v1", {
+    app: "bench",
+    revision: 1,
+    endpoints: {},
+  });
+  targets.push({ name: "verso-local", url: local.url, pids: [local.pid] });
+
+  const v2Port = await freePort("127.0.4.4");
+  const fwdTable = {
+    app: "bench",
+    revision: 1,
+    release: { version: "v2", strategy: "canary", weight: 100 },
+    endpoints: { v1: [], v2: [`127.0.4.4:${v2Port}`] },
+  };
+  const b = await verso("verso-forward-v2", "127.0.4.4", "v2", fwdTable, v2Port);
+  const a = await verso("verso-forward-v1", "127.0.4.3", "v1", fwdTable);
+  targets.push({ name: "verso-forward", url: a.url, pids: [a.pid, b.pid] });
+
+  const hpPort = await freePort("127.0.4.5");
+  const hp = spawnNode("http-proxy", [
+    join(REPO_ROOT, "bench", "http-proxy-server.ts"),
+    `127.0.4.5:${hpPort}`,
+    app,
+  ]);
+  await listening(`http://127.0.4.5:${hpPort}/`);
+  targets.push({ name: "http-proxy", url: `http://127.0.4.5:${hpPort}/`, pids: [hp.pid] });
+
+  if (has("nginx")) {
+    const port = await freePort("127.0.4.6");
+    const conf = join(dir, "nginx.conf");
+    writeFileSync(
+      conf,
+      `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/nginx-body;
+  proxy_temp_path ${dir}/nginx-proxy;
+  fastcgi_temp_path ${dir}/nginx-fcgi;
+  uwsgi_temp_path ${dir}/nginx-uwsgi;
+  scgi_temp_path ${dir}/nginx-scgi;
+  upstream app { server ${app}; keepalive 64; }
+  server {
+    listen 127.0.4.6:${port};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_buffering off;
+    }
+  }
+}\n`,
+    );
+    const nginx = startProcess({
+      name: "nginx",
+      command: has("nginx") ? "nginx" : "/usr/sbin/nginx",
+      args: ["-c", conf, "-p", dir, "-g", "daemon off;"],
+      logFile: join(dir, "nginx.log"),
+    });
+    await listening(`http://127.0.4.6:${port}/`);
+    targets.push({ name: "nginx", url: `http://127.0.4.6:${port}/`, pids: tree(nginx.pid) });
+  } else {
+    console.warn("nginx not installed (apt-get install -y nginx-light): skipping the reference");
+  }
+  return targets;
+}
+
+function wrk(url: string): { rps: number; p50: number; p99: number } {
+  const out = spawnSync("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", url], {
+    encoding: "utf8",
+  }).stdout;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const ms = (label: string) => {
+    const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
+    if (!m) return NaN;
+    const v = Number(m[1]);
+    return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
+  };
+  return { rps, p50: ms("50"), p99: ms("99") };
+}
+
+/** Open-loop load at `rate` req/s; latency from the scheduled send time (no coordinated omission). */
+async function fixedRate(url: string): Promise<{ p50: number; p99: number; errors: number }> {
+  const u = new URL(url);
+  const pool = new Pool(u.origin, { connections: 64, pipelining: 1 });
+  const total = Math.round(RATE * SECONDS);
+  const lat: number[] = [];
+  let errors = 0;
+  const start = performance.now() + 20;
+  const inflight: Promise<void>[] = [];
+  let sent = 0;
+  while (sent < total) {
+    const now = performance.now();
+    while (sent < total && start + (sent * 1000) / RATE <= now) {
+      const scheduled = start + (sent * 1000) / RATE;
+      sent++;
+      inflight.push(
+        pool.request({ path: u.pathname, method: "GET" }).then(
+          async (r) => {
+            await r.body.dump();
+            lat.push(performance.now() - scheduled);
+          },
+          () => void errors++,
+        ),
+      );
+    }
+    await sleep(1);
+  }
+  await Promise.all(inflight);
+  await pool.close();
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
+  return { p50: q(0.5), p99: q(0.99), errors };
+}
+
+const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
+
+async function main(): Promise<void> {
+  const only = values.only?.split(",");
+  const targets = (await startAll()).filter(
+    (t) => !only || t.name === "direct" || only.includes(t.name),
+  );
+  const rows: string[] = [];
+  let direct = { p50: 0, p99: 0 };
+  let directMax = { p50: 0, p99: 0 };
+  const results: Record<string, { rps: number }> = {};
+  for (const t of targets) {
+    // Warm up (JIT, pools) before measuring.
+    spawnSync("wrk", ["-t1", "-c8", "-d1s", t.url]);
+    await sleep(300);
+    const idle = rssOf(t.pids);
+    let peak = idle;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssOf(t.pids))), 200);
+    const max = await new Promise<ReturnType<typeof wrk>>((r) => setImmediate(() => r(wrk(t.url))));
+    clearInterval(sampler);
+    await sleep(500);
+    const sampler2 = setInterval(() => (peak = Math.max(peak, rssOf(t.pids))), 200);
+    const fixed = await fixedRate(t.url);
+    clearInterval(sampler2);
+    if (t.name === "direct") {
+      direct = fixed;
+      directMax = max;
+    }
+    results[t.name] = max;
+    const added = (a: number, b: number) => (t.name === "direct" ? "-" : (a - b).toFixed(3));
+    rows.push(
+      `| ${t.name} | ${max.rps.toFixed(0)} | ${max.p50.toFixed(2)} / ${max.p99.toFixed(2)} | ` +
+        `${fixed.p50.toFixed(3)} / ${fixed.p99.toFixed(3)} | ${added(fixed.p50, direct.p50)} / ${added(fixed.p99, direct.p99)} | ` +
+        `${added(max.p99, directMax.p99)} | ${t.pids.length ? `${mb(idle)} / ${mb(peak)}` : "-"} | ${fixed.errors} |`,
+    );
+    console.error(`done: ${t.name}`);
+  }
+  console.log(
+    `\nproxy benchmark: ${SECONDS}s per run, wrk -t1 -c${CONNECTIONS} for max, ${RATE} req/s open loop for latency, ` +
+      `node ${process.version}, ${new Date().toISOString()}\n`,
+  );
+  console.log(
+    "| path | max req/s | max p50 / p99 ms | @rate p50 / p99 ms | added @rate p50 / p99 ms | added max p99 ms | RSS idle / peak MB | errors |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const r of rows) console.log(r);
+  const nginx = results["nginx"]?.rps;
+  const local = results["verso-local"]?.rps;
+  if (nginx && local)
+    console.log(`\nverso-local / nginx throughput: ${(local / nginx).toFixed(2)}`);
+  if (results["http-proxy"] && local)
+    console.log(
+      `verso-local / http-proxy throughput: ${(local / results["http-proxy"].rps).toFixed(2)}`,
+    );
+}
+
+main()
+  .catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  })
+  .finally(() => stopAll());
