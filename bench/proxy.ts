@@ -13,7 +13,7 @@
  * Needs wrk (apt-get install -y wrk); nginx is skipped with a note when it is not installed.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     rate: { type: "string", default: "1000" },
     connections: { type: "string", default: "32" },
     only: { type: "string" },
+    // The image runs compiled JS (Dockerfile.sidecar); `--ts` measures `npm run sidecar` instead.
+    ts: { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -46,6 +48,17 @@ const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status
 if (!has("wrk")) {
   console.error("wrk is required: apt-get install -y wrk");
   process.exit(2);
+}
+
+/** Compile sidecar/ and shared/ as the image does, so the numbers are those of what ships. */
+function proxyMain(): string {
+  if (values.ts) return SIDECAR_MAIN;
+  const out = join(dir, "dist");
+  const tsc = spawnSync(join(REPO_ROOT, "node_modules", ".bin", "tsc"), ["-p", join(REPO_ROOT, "tsconfig.build.json"), "--outDir", out, "--sourceMap", "false"], { encoding: "utf8" });
+  if (tsc.status !== 0) throw new Error(`tsc failed: ${tsc.stdout}${tsc.stderr}`);
+  writeFileSync(join(out, "package.json"), JSON.stringify({ type: "module" }));
+  symlinkSync(join(REPO_ROOT, "node_modules"), join(out, "node_modules"));
+  return join(out, "sidecar", "main.js");
 }
 
 function rssOf(pids: number[]): number {
@@ -107,6 +120,7 @@ http.createServer((req, res) => { req.resume(); res.setHeader("content-type", "t
   spawnNode("app", [appScript]);
   const app = `${HOST}:${appPort}`;
   await listening(`http://${app}/`);
+  const main = proxyMain();
   const targets: Target[] = [{ name: "direct", url: `http://${app}/`, pids: [] }];
   const hopKey = Buffer.from("bench-hop-key-0123456789abcdefgh").toString("base64");
 
@@ -122,7 +136,7 @@ http.createServer((req, res) => { req.resume(); res.setHeader("content-type", "t
     const file = join(dir, `${name}.json`);
     writeFileSync(file, JSON.stringify({ ...routes, hopKey }));
     const proc = spawnNode(name, [
-      SIDECAR_MAIN,
+      main,
       "--listen",
       `${host}:${p}`,
       "--app",
@@ -212,7 +226,21 @@ http {
   return targets;
 }
 
-function wrk(url: string): { rps: number; p50: number; p99: number } {
+/** CPU seconds (user + system) used so far by `pids` (clock ticks of 10 ms). */
+function cpuOf(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / 100;
+}
+
+function wrk(url: string): { rps: number; p50: number; p99: number; requests: number } {
   const out = spawnSync("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", url], {
     encoding: "utf8",
   }).stdout;
@@ -223,7 +251,8 @@ function wrk(url: string): { rps: number; p50: number; p99: number } {
     const v = Number(m[1]);
     return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
   };
-  return { rps, p50: ms("50"), p99: ms("99") };
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
+  return { rps, p50: ms("50"), p99: ms("99"), requests };
 }
 
 /** Open-loop load at `rate` req/s; latency from the scheduled send time (no coordinated omission). */
@@ -271,14 +300,19 @@ async function main(): Promise<void> {
   let direct = { p50: 0, p99: 0 };
   let directMax = { p50: 0, p99: 0 };
   const results: Record<string, { rps: number }> = {};
+  // Idle: started, table loaded, one request served (no load yet).
+  await sleep(500);
+  const idleOf = new Map(targets.map((t) => [t.name, rssOf(t.pids)]));
   for (const t of targets) {
     // Warm up (JIT, pools) before measuring.
     spawnSync("wrk", ["-t1", "-c8", "-d1s", t.url]);
     await sleep(300);
-    const idle = rssOf(t.pids);
-    let peak = idle;
+    const idle = idleOf.get(t.name) ?? 0;
+    let peak = rssOf(t.pids);
     const sampler = setInterval(() => (peak = Math.max(peak, rssOf(t.pids))), 200);
+    const cpu0 = cpuOf(t.pids);
     const max = await new Promise<ReturnType<typeof wrk>>((r) => setImmediate(() => r(wrk(t.url))));
+    const cpuPerReq = t.pids.length ? ((cpuOf(t.pids) - cpu0) / max.requests) * 1e6 : NaN;
     clearInterval(sampler);
     await sleep(500);
     const sampler2 = setInterval(() => (peak = Math.max(peak, rssOf(t.pids))), 200);
@@ -293,18 +327,18 @@ async function main(): Promise<void> {
     rows.push(
       `| ${t.name} | ${max.rps.toFixed(0)} | ${max.p50.toFixed(2)} / ${max.p99.toFixed(2)} | ` +
         `${fixed.p50.toFixed(3)} / ${fixed.p99.toFixed(3)} | ${added(fixed.p50, direct.p50)} / ${added(fixed.p99, direct.p99)} | ` +
-        `${added(max.p99, directMax.p99)} | ${t.pids.length ? `${mb(idle)} / ${mb(peak)}` : "-"} | ${fixed.errors} |`,
+        `${added(max.p99, directMax.p99)} | ${Number.isNaN(cpuPerReq) ? "-" : cpuPerReq.toFixed(0)} | ${t.pids.length ? `${mb(idle)} / ${mb(peak)}` : "-"} | ${fixed.errors} |`,
     );
     console.error(`done: ${t.name}`);
   }
   console.log(
     `\nproxy benchmark: ${SECONDS}s per run, wrk -t1 -c${CONNECTIONS} for max, ${RATE} req/s open loop for latency, ` +
-      `node ${process.version}, ${new Date().toISOString()}\n`,
+      `node ${process.version}, proxy from ${values.ts ? "TypeScript (type stripping)" : "compiled JS"}, ${new Date().toISOString()}\n`,
   );
   console.log(
-    "| path | max req/s | max p50 / p99 ms | @rate p50 / p99 ms | added @rate p50 / p99 ms | added max p99 ms | RSS idle / peak MB | errors |",
+    "| path | max req/s | max p50 / p99 ms | @rate p50 / p99 ms | added @rate p50 / p99 ms | added max p99 ms | proxy CPU µs/req | RSS idle / peak MB | errors |",
   );
-  console.log("|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) console.log(r);
   const nginx = results["nginx"]?.rps;
   const local = results["verso-local"]?.rps;
