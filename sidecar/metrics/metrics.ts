@@ -4,8 +4,9 @@
  * table, method and status are classes. Children are cached so the hot path does one map
  * lookup and one increment.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
 import { DURATION_BUCKETS, METRIC, type ServedSource } from "../../shared/metric-names.ts";
+import { ServedHistogram } from "./histogram.ts";
 
 export type MethodClass = "GET" | "POST" | "PUT" | "DELETE" | "other";
 export type CodeClass = "1xx" | "2xx" | "3xx" | "4xx" | "5xx";
@@ -36,11 +37,14 @@ export function codeClass(status: number): CodeClass {
   return CODE_CLASSES[i] ?? "5xx";
 }
 
+const METHODS: readonly MethodClass[] = ["GET", "POST", "PUT", "DELETE", "other"];
+const CODES: readonly CodeClass[] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const SOURCES: readonly ServedSource[] = ["local", "forwarded"];
+const METHOD_INDEX: Record<string, number> = { GET: 0, POST: 1, PUT: 2, DELETE: 3, other: 4 };
+const CODE_INDEX: Record<string, number> = { "1xx": 0, "2xx": 1, "3xx": 2, "4xx": 3, "5xx": 4 };
+
 interface CounterChild {
   inc(n?: number): void;
-}
-interface HistogramChild {
-  observe(v: number): void;
 }
 
 export interface ProxyMetrics {
@@ -57,19 +61,37 @@ export interface ProxyMetrics {
 export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const requests = new Counter({
+  // The hot path only bumps a slot in a typed array; prom-client sees the totals at scrape
+  // time (collect). Measured: prom-client's per-call label hashing cost ~10% of the proxy's
+  // CPU per request. Slots: method x code class x source = 50, a fixed label set.
+  const pending = new Float64Array(METHODS.length * CODES.length * SOURCES.length);
+  const slotLabels = METHODS.flatMap((method) =>
+    CODES.flatMap((code_class) =>
+      SOURCES.map((source) => ({ app, version: selfVersion, method, code_class, source })),
+    ),
+  );
+  new Counter({
     name: METRIC.requests,
     help: "Requests served by this proxy's app, by the version that served them.",
     labelNames: ["app", "version", "method", "code_class", "source"],
     registers: [registry],
+    collect() {
+      for (let i = 0; i < pending.length; i++) {
+        if (pending[i]! > 0) {
+          this.inc(slotLabels[i]!, pending[i]!);
+          pending[i] = 0;
+        }
+      }
+    },
   });
-  const duration = new Histogram({
+  const duration = new ServedHistogram({
     name: METRIC.duration,
     help: "Time from arrival at the serving proxy to the end of the response, seconds.",
-    labelNames: ["app", "version"],
     buckets: DURATION_BUCKETS,
-    registers: [registry],
+    labels: { app, version: selfVersion },
   });
+  // The registry formats whatever get() returns; its Metric type wants a full prom-client class.
+  registry.registerMetric(duration as unknown as Metric<string>);
   const forwards = new Counter({
     name: METRIC.forwards,
     help: "Requests forwarded to a peer of another version.",
@@ -102,8 +124,6 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
   });
   revision.labels(app).set(-1);
 
-  const durationChild = duration.labels(app, selfVersion);
-  const requestChildren = new Map<string, CounterChild>();
   const keyed = (cache: Map<string, CounterChild>, c: Counter<string>, label: string) => {
     let child = cache.get(label);
     if (!child) {
@@ -116,19 +136,15 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
   const rty = new Map<string, CounterChild>();
   const fb = new Map<string, CounterChild>();
   const ue = new Map<string, CounterChild>();
-  const h: HistogramChild = durationChild;
 
   return {
     registry,
     served(method, code, source, seconds) {
-      const key = `${method}|${code}|${source}`;
-      let child = requestChildren.get(key);
-      if (!child) {
-        child = requests.labels(app, selfVersion, method, code, source);
-        requestChildren.set(key, child);
-      }
-      child.inc();
-      h.observe(seconds);
+      const slot =
+        (METHOD_INDEX[method]! * CODES.length + CODE_INDEX[code]!) * 2 +
+        (source === "local" ? 0 : 1);
+      pending[slot]!++;
+      duration.observe(seconds);
     },
     forwarded: (target) => keyed(fwd, forwards, target).inc(),
     retried: (target) => keyed(rty, retries, target).inc(),
