@@ -45,7 +45,10 @@ function main(): void {
     fileKey,
     allowDerivedKey: cfg.routes !== undefined,
     log,
-    onChange: (t) => metrics.setRevision(t.revision),
+    onChange: (t) => {
+      metrics.setRevision(t.revision);
+      proxy.tableChanged(t);
+    },
   });
   const proxy = createProxy({
     app: cfg.app,

@@ -10,7 +10,7 @@ import http, {
 } from "node:http";
 import type { Socket } from "node:net";
 import type { Logger } from "../../shared/log.ts";
-import type { Peer } from "../routing/compile.ts";
+import type { CompiledTable, Peer } from "../routing/compile.ts";
 import { decide, type Decision } from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import type { TableStore } from "../config/store.ts";
@@ -41,6 +41,8 @@ export interface Proxy {
   inFlight(): number;
   /** Stop accepting; keep-alive connections close after their current response. */
   startDrain(): void;
+  /** A new table is in force: forget the state of peers it no longer lists. */
+  tableChanged(table: CompiledTable): void;
 }
 
 /** One request's state across attempts. */
@@ -246,6 +248,11 @@ export function createProxy(opts: ProxyOptions): Proxy {
   return {
     server,
     inFlight: () => active,
+    tableChanged(table) {
+      const addrs = new Set<string>();
+      for (const list of table.peers.values()) for (const p of list) addrs.add(p.addr);
+      pool.retain(addrs);
+    },
     startDrain() {
       draining = true;
       server.close();
