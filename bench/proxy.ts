@@ -54,7 +54,11 @@ if (!has("wrk")) {
 function proxyMain(): string {
   if (values.ts) return SIDECAR_MAIN;
   const out = join(dir, "dist");
-  const tsc = spawnSync(join(REPO_ROOT, "node_modules", ".bin", "tsc"), ["-p", join(REPO_ROOT, "tsconfig.build.json"), "--outDir", out, "--sourceMap", "false"], { encoding: "utf8" });
+  const tsc = spawnSync(
+    join(REPO_ROOT, "node_modules", ".bin", "tsc"),
+    ["-p", join(REPO_ROOT, "tsconfig.build.json"), "--outDir", out, "--sourceMap", "false"],
+    { encoding: "utf8" },
+  );
   if (tsc.status !== 0) throw new Error(`tsc failed: ${tsc.stdout}${tsc.stderr}`);
   writeFileSync(join(out, "package.json"), JSON.stringify({ type: "module" }));
   symlinkSync(join(REPO_ROOT, "node_modules"), join(out, "node_modules"));
