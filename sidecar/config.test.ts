@@ -69,6 +69,16 @@ describe("parseConfig", () => {
     if (!r.ok) expect(r.error).toMatch(why);
   });
 
+  it("takes the controller CA inline from VERSO_CONTROLLER_CA_PEM", () => {
+    const r = parseConfig(["--app-name", "shop", "--version", "v1"], {
+      VERSO_CONTROLLER_URL: "https://verso-webhook.verso-system.svc",
+      VERSO_NAMESPACE: "shop",
+      VERSO_CONTROLLER_CA_PEM: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----",
+    });
+    expect(r.ok && r.value.controllerCaPem).toContain("BEGIN CERTIFICATE");
+    expect(r.ok && r.value.controllerCa).toBeUndefined();
+  });
+
   it("parses a probe map", () => {
     const probes = JSON.stringify({
       "/app-health/web/readyz": { kind: "http", port: 8080, path: "/ready", scheme: "HTTP" },

@@ -23,7 +23,10 @@ export interface Config {
   /** Set: file mode. Unset: subscribe to the controller. */
   readonly routes: string | undefined;
   readonly controllerUrl: string | undefined;
+  /** CA file path (wins) ... */
   readonly controllerCa: string | undefined;
+  /** ... or the PEM itself, as the webhook injects it (VERSO_CONTROLLER_CA_PEM). */
+  readonly controllerCaPem: string | undefined;
   readonly tokenFile: string;
   readonly namespace: string | undefined;
   readonly hopKeyFile: string | undefined;
@@ -45,6 +48,7 @@ const FLAGS = {
   routes: ENV.routes,
   "controller-url": ENV.controllerUrl,
   "controller-ca": ENV.controllerCa,
+  "controller-ca-pem": ENV.controllerCaPem,
   "token-file": ENV.tokenFile,
   namespace: ENV.namespace,
   "hop-key-file": ENV.hopKeyFile,
@@ -132,6 +136,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
       routes,
       controllerUrl,
       controllerCa: get("controller-ca"),
+      controllerCaPem: get("controller-ca-pem"),
       tokenFile: get("token-file") ?? TOKEN_PATH,
       namespace,
       hopKeyFile: get("hop-key-file"),

@@ -77,7 +77,7 @@ function main(): void {
         namespace: cfg.namespace!,
         app: cfg.appName,
         tokenFile: cfg.tokenFile,
-        ca: cfg.controllerCa ? readFileSync(cfg.controllerCa, "utf8") : undefined,
+        ca: cfg.controllerCa ? readFileSync(cfg.controllerCa, "utf8") : cfg.controllerCaPem,
         store,
         log,
       });

@@ -54,8 +54,6 @@ beforeAll(async () => {
     "controller",
     await makeLeaf(ca, { commonName: "controller", ips: [H], server: true }),
   );
-  const caFile = join(dir, "ca.crt");
-  writeFileSync(caFile, ca.cert);
   tokenFile = join(dir, "token");
   writeFileSync(tokenFile, TOKEN + "\n");
   server = https.createServer(
@@ -83,11 +81,11 @@ beforeAll(async () => {
     version: "v1",
     dir,
     waitReady: false,
+    // As the webhook injects it: the CA inline in the env, not a file.
+    env: { VERSO_CONTROLLER_CA_PEM: ca.cert },
     extraArgs: [
       "--controller-url",
       `https://${H}:${port}`,
-      "--controller-ca",
-      caFile,
       "--token-file",
       tokenFile,
       "--namespace",
