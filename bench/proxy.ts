@@ -35,6 +35,8 @@ const { values } = parseArgs({
     only: { type: "string" },
     // The image runs compiled JS (Dockerfile.sidecar); `--ts` measures `npm run sidecar` instead.
     ts: { type: "boolean", default: false },
+    // Extra node flags for the verso proxies, e.g. "--max-semi-space-size=1".
+    "proxy-node-flags": { type: "string", default: "" },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -140,6 +142,7 @@ http.createServer((req, res) => { req.resume(); res.setHeader("content-type", "t
     const file = join(dir, `${name}.json`);
     writeFileSync(file, JSON.stringify({ ...routes, hopKey }));
     const proc = spawnNode(name, [
+      ...(values["proxy-node-flags"] ?? "").split(" ").filter(Boolean),
       main,
       "--listen",
       `${host}:${p}`,
