@@ -3,11 +3,15 @@
  * contract over real TLS: serve locally before the first table, apply tables, reconnect with
  * Last-Event-ID, ignore stale revisions, report 401 and re-read the token file.
  */
+import http from "node:http";
 import https from "node:https";
 import type { ServerResponse } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../shared/log.ts";
+import { TableStore } from "../../sidecar/config/store.ts";
+import { subscribeRoutes } from "../../sidecar/config/stream-source.ts";
 import { makeCa, makeLeaf, writePem } from "../harness/pki.ts";
 import { freePort, waitFor } from "../harness/ports.ts";
 import {
@@ -189,5 +193,52 @@ describe("controller route stream", () => {
       50,
     );
     expect(readFileSync(proxy.proc.logFile, "utf8")).toContain("refused the proxy's credentials");
+  });
+});
+
+describe("route stream client in-process: a silent stream is treated as dead", () => {
+  it("reconnects after idleMs without a byte, keeping the table", async () => {
+    let connects = 0;
+    // Sends one table, then nothing at all: no heartbeat, no close.
+    const silent = http.createServer((_req, res) => {
+      connects++;
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write(
+        `event: table\nid: 1\ndata: ${JSON.stringify({ app: "shop", revision: 1, endpoints: {} })}\n\n`,
+      );
+    });
+    const port = await freePort(H);
+    await new Promise<void>((r) => silent.listen(port, H, r));
+    const log = createLogger("test", "error");
+    const store = new TableStore({
+      app: "shop",
+      version: "v1",
+      fileKey: undefined,
+      allowDerivedKey: false,
+      log,
+    });
+    const source = subscribeRoutes({
+      controllerUrl: `http://${H}:${port}`,
+      namespace: "ns",
+      app: "shop",
+      tokenFile: undefined,
+      ca: undefined,
+      store,
+      log,
+      idleMs: 300,
+    });
+    try {
+      await waitFor(
+        "two reconnects after silence",
+        async () => (connects >= 3 ? true : undefined),
+        10_000,
+        50,
+      );
+      expect(store.current?.revision).toBe(1);
+    } finally {
+      source.close();
+      silent.closeAllConnections();
+      silent.close();
+    }
   });
 });
