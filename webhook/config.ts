@@ -193,5 +193,5 @@ export const USAGE = `npm run webhook -- [flags]   (each flag also reads env ${e
   --namespace NS                own namespace, never injected (default $POD_NAMESPACE or verso-system)
   --proxy-log-level LEVEL       proxies' default log level (default info)
   --proxy-cpu Q --proxy-memory Q --proxy-cpu-limit Q --proxy-memory-limit Q
-                                proxy resources (default 50m/64Mi requests, 500m/128Mi limits)
+                                proxy resources (default 50m/96Mi requests, 500m/256Mi limits)
 ${CONTROLLER_USAGE}`;

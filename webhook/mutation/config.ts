@@ -28,8 +28,8 @@ export interface InjectConfig {
 }
 
 export const DEFAULT_RESOURCES: ProxyResources = Object.freeze({
-  requests: Object.freeze({ cpu: "50m", memory: "64Mi" }),
-  limits: Object.freeze({ cpu: "500m", memory: "128Mi" }),
+  requests: Object.freeze({ cpu: "50m", memory: "96Mi" }),
+  limits: Object.freeze({ cpu: "500m", memory: "256Mi" }),
 });
 
 export const DEFAULT_INJECT: InjectConfig = Object.freeze({
