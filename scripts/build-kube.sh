@@ -138,7 +138,7 @@ build() {
   (
     cd "$dir"
     # Print a heartbeat so long compiles are visibly alive.
-    while sleep 30; do log "  ... still building $name ($(($(date +%s) - start))s)"; done &
+    while sleep 30; do log "  ... still building $name ($(($(date +%s) - start))s)"; done 9>&- &  # closed fd 9: an orphaned sleep must not hold the build lock
     hb=$!
     trap 'kill $hb 2>/dev/null || true' EXIT
     go build -mod=mod -p "$GO_P" -trimpath -ldflags "$ldflags" -o "$BIN/$name.tmp" "$pkg"

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createLogger } from "../shared/log.ts";
-import { parseConfig, type Config } from "./config.ts";
+import { parseConfig, USAGE, type Config } from "./config.ts";
 import { createAdminServer } from "./admin/server.ts";
 import { watchRoutesFile } from "./config/file-source.ts";
 import { subscribeRoutes } from "./config/stream-source.ts";
@@ -23,7 +23,12 @@ function readHopKey(cfg: Config): Buffer | undefined {
 }
 
 function main(): void {
-  const parsed = parseConfig(process.argv.slice(2), process.env);
+  const argv = process.argv.slice(2);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const parsed = parseConfig(argv, process.env);
   if (!parsed.ok) {
     process.stderr.write(`verso-proxy: ${parsed.error}\n`);
     process.exit(2);

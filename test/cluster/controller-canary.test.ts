@@ -158,7 +158,16 @@ describe.skipIf(!webhookAvailable())("controller: automated canary on real proxy
       const weights = [...new Set(stream.tables.map((t) => t.release?.weight))];
       expect(weights.filter((w) => w !== undefined && w > 0)).toEqual([20, 50, 100]);
       stream.close();
-      const reasons = (await eventsFor(client(), NS, "shop-v2")).map((e) => e.reason);
+      // The Event is written after the status annotation; wait for it rather than race it.
+      const reasons = await waitFor(
+        "Promoted event",
+        async () => {
+          const r = (await eventsFor(client(), NS, "shop-v2")).map((e) => e.reason);
+          return r.includes("Promoted") ? r : undefined;
+        },
+        15_000,
+        250,
+      );
       expect(reasons).toEqual(expect.arrayContaining(["Started", "StepAdvanced", "Promoted"]));
     } finally {
       await load.stop();
@@ -179,16 +188,20 @@ describe.skipIf(!webhookAvailable())("controller: automated canary on real proxy
         250,
       );
       expect(started.step).toBe(1);
-      const t0 = Date.now();
       const failed = await phase("cart-v2", "Failed", 30_000);
       expect(failed.weight).toBe(0);
       expect(failed.reason).toBe("RolledBack");
       expect(failed.analysis?.reason).toBe("ErrorRateTooHigh");
       expect(failed.step).toBe(1);
-      // Within one interval (3s) of analysis, plus slack for a loaded machine; it may
-      // already have failed before we looked.
-      expect(Date.now() - t0).toBeLessThan(3_000 + 4_000);
-      const ev = (await eventsFor(client(), NS, "cart-v2")).find((e) => e.reason === "RolledBack");
+      // Rolled back by the first analysis (still step 1, never advanced): within one interval.
+      // Wall-clock time is not asserted here (benchmarks own timing); the step is the proof.
+      const ev = await waitFor(
+        "RolledBack event",
+        async () =>
+          (await eventsFor(client(), NS, "cart-v2")).find((e) => e.reason === "RolledBack"),
+        15_000,
+        250,
+      );
       expect(ev?.type).toBe("Warning");
       const token = await serviceAccountToken(client(), NS);
       const stream = await openStream(
