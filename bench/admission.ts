@@ -12,7 +12,6 @@
  * and time; the machine is shared, so keep runs short.
  */
 import { spawn } from "node:child_process";
-import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +20,7 @@ import { parseArgs } from "node:util";
 import { createLogger } from "../shared/log.ts";
 import { startServer } from "../webhook/admission/server.ts";
 import { parseConfig } from "../webhook/config.ts";
+import { freePort, sleep } from "../test/harness/ports.ts";
 import { makeAgent, review, samplePod, send } from "../test/process/webhookClient.ts";
 
 const { values } = parseArgs({
@@ -47,14 +47,6 @@ const flags = [
   values["server-log-level"],
 ];
 
-async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
-
 async function startChild(): Promise<{ url: string; close: () => Promise<void> }> {
   // Same flags, own process, log level warn: what a cluster replica does minus the info lines.
   const port = await freePort();
@@ -76,7 +68,7 @@ async function startChild(): Promise<{ url: string; close: () => Promise<void> }
       // not listening yet (or the certificate not written yet)
     }
     if (performance.now() > until) throw new Error("webhook did not start in 20s");
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   return {
     url,

@@ -4,38 +4,10 @@
  *   npm run webhook -- --listen 127.0.0.1:9443 --tls-cert cert.pem --tls-key key.pem [--no-controller]
  */
 import { createLogger } from "../shared/log.ts";
-import { startServer, type WebhookServer } from "./admission/server.ts";
+import { startServer } from "./admission/server.ts";
 import { createRegistry } from "./admission/metrics.ts";
-import { parseConfig, USAGE, type WebhookConfig } from "./config.ts";
-import type { Logger } from "../shared/log.ts";
-import type { Registry } from "prom-client";
-
-/** What the controller gets to plug itself into the process. */
-export interface ControllerDeps {
-  config: WebhookConfig;
-  logger: Logger;
-  registry: Registry;
-  /** Mount the controller's routes (e.g. GET /v1/routes) on the HTTPS server. */
-  mount: WebhookServer["mount"];
-  addReadinessCheck: WebhookServer["addReadinessCheck"];
-}
-
-export interface Stoppable {
-  stop(): Promise<void>;
-}
-
-/** Resolves to undefined (and logs why) when no cluster is reachable: admission goes on alone. */
-async function startController(deps: ControllerDeps): Promise<Stoppable | undefined> {
-  const { startControllerIn } = await import("./controller/index.ts");
-  return startControllerIn({
-    options: deps.config.controllerOptions,
-    namespace: deps.config.inject.namespace,
-    logger: deps.logger,
-    registry: deps.registry,
-    mount: deps.mount,
-    addReadinessCheck: deps.addReadinessCheck,
-  });
-}
+import { parseConfig, USAGE } from "./config.ts";
+import type { Controller } from "./controller/controller.ts";
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -53,10 +25,14 @@ async function main(): Promise<void> {
   const registry = createRegistry();
   const server = await startServer(config, { logger, registry });
 
-  let controller: Stoppable | undefined;
+  let controller: Controller | undefined;
   if (config.controller) {
-    controller = await startController({
-      config,
+    // Loaded only when wanted: admission alone never loads the Kubernetes client. Resolves to
+    // undefined (and logs why) when no cluster is reachable: admission goes on alone.
+    const { startControllerIn } = await import("./controller/index.ts");
+    controller = await startControllerIn({
+      options: config.controllerOptions,
+      namespace: config.inject.namespace,
       logger,
       registry,
       mount: server.mount,

@@ -1,6 +1,6 @@
 /**
- * The controller's entry from webhook/main.ts: its flags, and `startController`, which plugs
- * the route stream into the HTTPS server and starts the watches, or resolves to undefined
+ * The controller's entry from webhook/main.ts (its flags are in options.ts): `startControllerIn`
+ * plugs the route stream into the HTTPS server and starts the watches, or resolves to undefined
  * (and says why) when no cluster is reachable, so the process serves admission alone.
  */
 import { KubeConfig, VersionApi } from "@kubernetes/client-node";
@@ -15,13 +15,6 @@ import { createPrometheusSource } from "./metrics/prometheus.ts";
 import { createHub, routesRouter } from "./stream.ts";
 import { createAuthenticator } from "./tokenReview.ts";
 import type { ControllerOptions } from "./options.ts";
-
-export {
-  CONTROLLER_FLAGS,
-  CONTROLLER_USAGE,
-  parseControllerOptions,
-  type ControllerOptions,
-} from "./options.ts";
 
 export interface ControllerHost {
   options: ControllerOptions;

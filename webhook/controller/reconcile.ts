@@ -42,6 +42,15 @@ const refOf = (d: DeploymentView): EventRef => ({
   uid: d.uid,
 });
 
+/** What the metrics source measures: the release's version, scraped from the app's pods' admin ports. */
+const targetOf = (d: DeploymentView, state: AppState, policy: ReleasePolicy): Target => ({
+  namespace: d.namespace,
+  app: d.app ?? "",
+  releaseVersion: d.version,
+  admins: state.pods.flatMap((p) => (p.admin ? [p.admin] : [])),
+  intervalMs: policy.intervalMs,
+});
+
 const rv = (s: string | undefined): bigint => {
   try {
     return BigInt(s ?? "0");
@@ -89,14 +98,7 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     policy: ReleasePolicy,
     status: ReleaseStatus,
   ): Promise<Analysis> {
-    const target: Target = {
-      namespace: d.namespace,
-      app: d.app ?? "",
-      releaseVersion: d.version,
-      admins: state.pods.flatMap((p) => (p.admin ? [p.admin] : [])),
-      intervalMs: policy.intervalMs,
-    };
-    const m = await deps.metrics.measure(target);
+    const m = await deps.metrics.measure(targetOf(d, state, policy));
     if (!m) {
       return {
         action: "hold",
@@ -183,13 +185,7 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
         policy.steps
       ) {
         void deps.metrics
-          .begin({
-            namespace,
-            app,
-            releaseVersion: d.version,
-            admins: state.pods.flatMap((p) => (p.admin ? [p.admin] : [])),
-            intervalMs: policy.intervalMs,
-          })
+          .begin(targetOf(d, state, policy))
           .catch((error) => log.warn("metrics baseline failed", { app, error }));
       }
     }
