@@ -15,6 +15,7 @@ import { createLogger } from "../../shared/log.ts";
 import { startServer, type WebhookServer } from "../../webhook/admission/server.ts";
 import { writeSelfSigned } from "../../webhook/admission/tls.ts";
 import { parseConfig, type WebhookConfig } from "../../webhook/config.ts";
+import { waitFor } from "../harness/ports.ts";
 import { makeAgent, review, samplePod, send, servedFingerprint } from "./webhookClient.ts";
 
 const quiet = createLogger("webhook-test", "error");
@@ -246,11 +247,15 @@ describe("webhook server (in-process, real HTTPS)", () => {
   it("picks up a rotated certificate on disk without a restart", async () => {
     const before = await servedFingerprint("127.0.0.1", server.address.port);
     const newCa = await rotate(dir);
-    let after = before;
-    for (let i = 0; i < 100 && after === before; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      after = await servedFingerprint("127.0.0.1", server.address.port);
-    }
+    const after = await waitFor(
+      "the rotated certificate served",
+      async () => {
+        const fp = await servedFingerprint("127.0.0.1", server.address.port);
+        return fp === before ? undefined : fp;
+      },
+      5_000,
+      50,
+    );
     expect(after).not.toBe(before);
     // New connections verify against the new certificate and admission still works.
     const fresh = makeAgent(newCa);
