@@ -253,14 +253,13 @@ export async function startServer(
       logger,
     },
   );
-  logger.info("webhook serving", {
-    url: `https://${host.includes(":") ? `[${host}]` : host}:${bound.port}`,
-  });
+  const url = `https://${host.includes(":") ? `[${host}]` : host}:${bound.port}`;
+  logger.info("webhook serving", { url });
 
   let closing: Promise<void> | undefined;
   return {
     address,
-    url: `https://${host.includes(":") ? `[${host}]` : host}:${bound.port}`,
+    url,
     tls: files,
     registry,
     mount: (path, handler) => {
