@@ -92,30 +92,28 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
   });
   // The registry formats whatever get() returns; its Metric type wants a full prom-client class.
   registry.registerMetric(duration as unknown as Metric<string>);
-  const forwards = new Counter({
-    name: METRIC.forwards,
-    help: "Requests forwarded to a peer of another version.",
-    labelNames: ["app", "target"],
-    registers: [registry],
-  });
-  const retries = new Counter({
-    name: METRIC.retries,
-    help: "Retries on another peer after a peer refused or reset before any body was sent.",
-    labelNames: ["app", "target"],
-    registers: [registry],
-  });
-  const fallbacks = new Counter({
-    name: METRIC.fallbacks,
-    help: "Requests served locally because no peer of the wanted version answered.",
-    labelNames: ["app", "version"],
-    registers: [registry],
-  });
-  const upstreamErrors = new Counter({
-    name: METRIC.upstreamErrors,
-    help: "Errors talking to the local app or a peer, by kind.",
-    labelNames: ["app", "kind"],
-    registers: [registry],
-  });
+  const byLabel = (name: string, help: string, label: string): Counter<string> =>
+    new Counter({ name, help, labelNames: ["app", label], registers: [registry] });
+  const forwards = byLabel(
+    METRIC.forwards,
+    "Requests forwarded to a peer of another version.",
+    "target",
+  );
+  const retries = byLabel(
+    METRIC.retries,
+    "Retries on another peer after a peer refused or reset before any body was sent.",
+    "target",
+  );
+  const fallbacks = byLabel(
+    METRIC.fallbacks,
+    "Requests served locally because no peer of the wanted version answered.",
+    "version",
+  );
+  const upstreamErrors = byLabel(
+    METRIC.upstreamErrors,
+    "Errors talking to the local app or a peer, by kind.",
+    "kind",
+  );
   const revision = new Gauge({
     name: METRIC.revision,
     help: "Revision of the routing table in force (-1: none yet, serving locally).",

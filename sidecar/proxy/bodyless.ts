@@ -10,6 +10,7 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Agent, type Dispatcher } from "undici";
+import { HOP_BY_HOP } from "./headers.ts";
 import { CONNECT_TIMEOUT_MS, type Target, writeHead } from "./upstream.ts";
 
 export interface BodylessHooks {
@@ -26,18 +27,6 @@ export function createDispatcher(): Agent {
     keepAliveTimeout: 4_000,
   });
 }
-
-/** Response hop-by-hop names, lowercased; `connection`-named ones are handled by the caller. */
-const DROP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-  "proxy-authenticate",
-]);
 
 export function dispatchBodyless(
   dispatcher: Dispatcher,
@@ -74,7 +63,7 @@ export function dispatchBodyless(
         let named: string | undefined;
         for (let i = 0; i + 1 < raw.length; i += 2) {
           const name = raw[i]!.toString("latin1").toLowerCase();
-          if (DROP.has(name)) {
+          if (HOP_BY_HOP.has(name)) {
             if (name === "connection") named = raw[i + 1]!.toString("latin1").toLowerCase();
             continue;
           }

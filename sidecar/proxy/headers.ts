@@ -4,9 +4,13 @@
  * the request landed (a peer receiving a forwarded request keeps them as they are).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
-import { HOP_HEADER } from "../routing/hop.ts";
+import { HOP_HEADER, type HopKeys } from "../routing/hop.ts";
 
-const HOP_BY_HOP = new Set([
+/** Added to responses served by this pod's app (unless `--version-header false`). */
+export const VERSION_HEADER = "x-verso-version";
+
+/** Hop-by-hop names, lowercased: never copied across a hop, in either direction. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -31,6 +35,28 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
   return tokens;
 }
 
+/** Copy every header except the hop-by-hop ones and those `Connection` names. */
+function endToEnd(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  const named = connectionTokens(incoming.connection);
+  for (const name in incoming) {
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    out[name] = incoming[name];
+  }
+  return out;
+}
+
+/**
+ * Verify the request's hop token and strip it from the incoming headers (so no match rule
+ * sees it). True only for a token signed for this app and version and not expired.
+ */
+export function takeHopToken(headers: IncomingHttpHeaders, keys: HopKeys, nowMs: number): boolean {
+  const hop = headers[HOP_HEADER];
+  if (hop === undefined) return false;
+  delete headers[HOP_HEADER];
+  return typeof hop === "string" && keys.verify(hop, nowMs);
+}
+
 export interface ForwardedFrom {
   /** Client address as the landing proxy saw it; undefined: keep X-Forwarded-* unchanged. */
   remoteAddress: string | undefined;
@@ -42,12 +68,7 @@ export function requestHeaders(
   incoming: IncomingHttpHeaders,
   from: ForwardedFrom,
 ): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  const named = connectionTokens(incoming.connection);
-  for (const name in incoming) {
-    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
-    out[name] = incoming[name];
-  }
+  const out = endToEnd(incoming);
   // node:http has already de-chunked the body; ask the client side to chunk it again.
   if (incoming["transfer-encoding"] !== undefined && incoming["content-length"] === undefined) {
     out["transfer-encoding"] = "chunked";
@@ -69,11 +90,5 @@ export function requestHeaders(
 
 /** Headers for the response to the client. */
 export function responseHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  const named = connectionTokens(incoming.connection);
-  for (const name in incoming) {
-    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
-    out[name] = incoming[name];
-  }
-  return out;
+  return endToEnd(incoming);
 }

@@ -15,13 +15,11 @@ import { decide, type Decision } from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import type { TableStore } from "../config/store.ts";
 import { codeClass, methodClass, type ProxyMetrics } from "../metrics/metrics.ts";
-import { requestHeaders, responseHeaders } from "./headers.ts";
+import { requestHeaders, responseHeaders, takeHopToken, VERSION_HEADER } from "./headers.ts";
 import { PeerPool } from "./peers.ts";
 import { attempt, errorKind, type Target, writeHead } from "./upstream.ts";
 import { createDispatcher, dispatchBodyless } from "./bodyless.ts";
 import { handleUpgrade } from "./upgrade.ts";
-
-export const VERSION_HEADER = "x-verso-version";
 
 export interface ProxyOptions {
   app: Target;
@@ -60,6 +58,8 @@ interface Exchange {
   resetRetried: boolean;
 }
 
+type HeadHook = (h: OutgoingHttpHeaders) => void;
+
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
 export function createProxy(opts: ProxyOptions): Proxy {
@@ -68,11 +68,11 @@ export function createProxy(opts: ProxyOptions): Proxy {
   const appAgent = new http.Agent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 256 });
   const appTarget = { ...opts.app, origin: `http://${opts.app.host}:${opts.app.port}` };
   const dispatcher = createDispatcher();
-  const localHead = (h: OutgoingHttpHeaders): void => {
+  const localHead: HeadHook = (h) => {
     if (opts.versionHeader) h[VERSION_HEADER] = opts.version;
     if (draining) h.connection = "close";
   };
-  const peerHead = (h: OutgoingHttpHeaders): void => {
+  const peerHead: HeadHook = (h) => {
     if (draining) h.connection = "close";
   };
   const peerAgent = new http.Agent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 256 });
@@ -81,15 +81,35 @@ export function createProxy(opts: ProxyOptions): Proxy {
   let draining = false;
   let warnedNoKey = false;
 
-  function relay(x: Exchange, upRes: IncomingMessage, addVersion: boolean): void {
+  function relay(x: Exchange, upRes: IncomingMessage, onHead: HeadHook): void {
     const out = responseHeaders(upRes.headers);
-    if (addVersion) localHead(out);
-    else peerHead(out);
+    onHead(out);
     const res = x.res;
     writeHead(res, upRes.statusCode ?? 502, upRes.statusMessage, out);
     upRes.pipe(res);
     upRes.once("error", () => res.destroy());
     upRes.once("aborted", () => res.destroy());
+  }
+
+  /** One attempt at the local app or a peer: undici when bodyless, else node:http. */
+  function send(
+    x: Exchange,
+    target: Target & { origin: string },
+    local: boolean,
+    onError: (error: Error, bodySent: boolean, reused: boolean) => void,
+  ): void {
+    const onHead = local ? localHead : peerHead;
+    if (x.fast) {
+      dispatchBodyless(dispatcher, x.req, x.res, target, x.headers, opts.idleTimeoutMs, {
+        onHead,
+        onError: (error) => onError(error, false, false),
+      });
+      return;
+    }
+    attempt(x.req, x.res, target, x.headers, local ? appAgent : peerAgent, opts.idleTimeoutMs, {
+      onResponse: (upRes) => relay(x, upRes, onHead),
+      onError,
+    });
   }
 
   function fail(res: ServerResponse, status: number, code: string): void {
@@ -114,17 +134,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       if (log.enabled("debug")) log.debug("app request failed", { kind, error });
       fail(x.res, kind === "app-timeout" ? 504 : 502, kind);
     };
-    if (x.fast) {
-      dispatchBodyless(dispatcher, x.req, x.res, appTarget, x.headers, opts.idleTimeoutMs, {
-        onHead: localHead,
-        onError: (error) => onError(error, false, false),
-      });
-      return;
-    }
-    attempt(x.req, x.res, opts.app, x.headers, appAgent, opts.idleTimeoutMs, {
-      onResponse: (upRes) => relay(x, upRes, true),
-      onError,
-    });
+    send(x, appTarget, true, onError);
   }
 
   function forward(x: Exchange, d: Extract<Decision, { forward: string }>): void {
@@ -163,27 +173,12 @@ export function createProxy(opts: ProxyOptions): Proxy {
       }
       fail(x.res, kind === "peer-timeout" ? 504 : 502, kind);
     };
-    if (x.fast) {
-      dispatchBodyless(dispatcher, x.req, x.res, peer, x.headers, opts.idleTimeoutMs, {
-        onHead: peerHead,
-        onError: (error) => onError(error, false, false),
-      });
-      return;
-    }
-    attempt(x.req, x.res, peer, x.headers, peerAgent, opts.idleTimeoutMs, {
-      onResponse: (upRes) => relay(x, upRes, false),
-      onError,
-    });
+    send(x, peer, false, onError);
   }
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     active++;
-    let hopValid = false;
-    const hop = req.headers[HOP_HEADER];
-    if (hop !== undefined) {
-      hopValid = typeof hop === "string" && store.hop.verify(hop, Date.now());
-      delete req.headers[HOP_HEADER];
-    }
+    const hopValid = takeHopToken(req.headers, store.hop, Date.now());
     const x: Exchange = {
       req,
       res,

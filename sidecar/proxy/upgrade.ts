@@ -5,12 +5,13 @@
  */
 import http, { type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
+import { VersoError } from "../../shared/errors.ts";
 import type { TableStore } from "../config/store.ts";
 import type { Peer } from "../routing/compile.ts";
 import { decide } from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import { codeClass, methodClass, type ProxyMetrics } from "../metrics/metrics.ts";
-import { requestHeaders } from "./headers.ts";
+import { requestHeaders, takeHopToken, VERSION_HEADER } from "./headers.ts";
 import type { PeerPool } from "./peers.ts";
 import { CONNECT_TIMEOUT_MS, errorKind, type Target } from "./upstream.ts";
 
@@ -38,12 +39,7 @@ export function handleUpgrade(
   deps: UpgradeDeps,
 ) {
   const t0 = performance.now();
-  let hopValid = false;
-  const hop = req.headers[HOP_HEADER];
-  if (hop !== undefined) {
-    hopValid = typeof hop === "string" && deps.store.hop.verify(hop, Date.now());
-    delete req.headers[HOP_HEADER];
-  }
+  const hopValid = takeHopToken(req.headers, deps.store.hop, Date.now());
   const headers = requestHeaders(req.headers, {
     remoteAddress: hopValid ? undefined : socket.remoteAddress,
     upgrade: true,
@@ -94,7 +90,7 @@ export function handleUpgrade(
       up.setTimeout(0);
       upSocket.setTimeout(0);
       const extra: [string, string] | undefined =
-        !peer && deps.versionHeader ? ["x-verso-version", deps.version] : undefined;
+        !peer && deps.versionHeader ? [VERSION_HEADER, deps.version] : undefined;
       socket.write(
         head(
           upRes.statusCode ?? 101,
@@ -117,9 +113,7 @@ export function handleUpgrade(
       if (!peer) count(upRes.statusCode ?? 502);
       upRes.pipe(socket);
     });
-    up.on("timeout", () =>
-      up.destroy(Object.assign(new Error("upgrade timeout"), { code: "EIDLETIMEOUT" })),
-    );
+    up.on("timeout", () => up.destroy(new VersoError("EIDLETIMEOUT", "upgrade timeout")));
     up.once("error", (error) => {
       const kind = errorKind(error, peer ? "peer" : "app");
       deps.metrics.upstreamError(kind);

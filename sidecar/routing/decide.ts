@@ -116,6 +116,10 @@ function chooseSide(
   return { release: bucketOfRoll(roll()) < release.threshold, reason: "random" };
 }
 
+// The steady-state answers (no release, forwarded in) allocate nothing per request.
+const HOP_TOKEN: Decision = Object.freeze({ serve: "local", reason: "hop-token" });
+const NO_RELEASE: Decision = Object.freeze({ serve: "local", reason: "no-release" });
+
 /*
  * Truth table (R = release version, S = any other version; "peers" = ready peers of the target).
  * Mirrored row by row in decide.test.ts.
@@ -141,9 +145,9 @@ export function decide(
   selfVersion: string,
   roll: () => number,
 ): Decision {
-  if (view.hopValid) return { serve: "local", reason: "hop-token" };
+  if (view.hopValid) return HOP_TOKEN;
   const release = table?.release;
-  if (!table || !release) return { serve: "local", reason: "no-release" };
+  if (!table || !release) return NO_RELEASE;
   const side = chooseSide(release, view, roll);
   if (side.release) {
     if (selfVersion === release.version) return { serve: "local", reason: side.reason };

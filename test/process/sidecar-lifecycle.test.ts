@@ -3,7 +3,7 @@
  * the version header switch, and the SIGTERM drain.
  */
 import http from "node:http";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, sleep, waitFor } from "../harness/ports.ts";
@@ -15,6 +15,7 @@ import {
   startProxy,
   writeRoutes,
   type App,
+  type Proxy,
 } from "./sidecar-fixture.ts";
 
 const H = "127.0.3.4";
@@ -27,18 +28,21 @@ beforeAll(async () => {
 });
 afterAll(() => app?.close());
 
+/** A v1 proxy in front of `app`, its routes file `<name>.json` holding a table without a release. */
+async function startShopProxy(
+  name: string,
+  revision: number,
+  opts: Partial<Parameters<typeof startProxy>[0]> = {},
+): Promise<{ routes: string; p: Proxy }> {
+  const routes = join(dir, `${name}.json`);
+  writeRoutes(routes, { app: "shop", revision, endpoints: {} });
+  const p = await startProxy({ host: H, app, version: "v1", routes, dir, ...opts });
+  return { routes, p };
+}
+
 describe("proxy lifecycle", () => {
   it("SIGTERM: /ready turns 503, the in-flight request finishes, new connections are refused, exit 0", async () => {
-    const routes = join(dir, "drain.json");
-    writeRoutes(routes, { app: "shop", revision: 1, endpoints: {} });
-    const p = await startProxy({
-      host: H,
-      app,
-      version: "v1",
-      routes,
-      dir,
-      extraArgs: ["--drain-seconds", "10"],
-    });
+    const { p } = await startShopProxy("drain", 1, { extraArgs: ["--drain-seconds", "10"] });
     const slow = get(`${p.url}/slow?ms=1500`);
     await sleep(200);
     process.kill(p.proc.pid, "SIGTERM");
@@ -55,16 +59,7 @@ describe("proxy lifecycle", () => {
   });
 
   it("drain deadline: a request longer than --drain-seconds does not hold the exit", async () => {
-    const routes = join(dir, "drain2.json");
-    writeRoutes(routes, { app: "shop", revision: 1, endpoints: {} });
-    const p = await startProxy({
-      host: H,
-      app,
-      version: "v1",
-      routes,
-      dir,
-      extraArgs: ["--drain-seconds", "0.5"],
-    });
+    const { p } = await startShopProxy("drain2", 1, { extraArgs: ["--drain-seconds", "0.5"] });
     const slow = get(`${p.url}/slow?ms=5000`).catch((e: Error) => e);
     await sleep(200);
     const t0 = Date.now();
@@ -75,17 +70,8 @@ describe("proxy lifecycle", () => {
   });
 
   it("/ready needs the app's port; /healthz does not", async () => {
-    const routes = join(dir, "ready.json");
-    writeRoutes(routes, { app: "shop", revision: 1, endpoints: {} });
     const noApp = { ...app, port: await freePort(H) };
-    const p = await startProxy({
-      host: H,
-      app: noApp,
-      version: "v1",
-      routes,
-      dir,
-      waitReady: false,
-    });
+    const { p } = await startShopProxy("ready", 1, { app: noApp, waitReady: false });
     try {
       const admin = `http://${H}:${p.adminPort}`;
       expect((await fetch(`${admin}/healthz`)).status).toBe(200);
@@ -108,8 +94,6 @@ describe("proxy lifecycle", () => {
   });
 
   it("rewritten kubelet probes reach this pod's app (http with path and headers, tcp)", async () => {
-    const routes = join(dir, "probes.json");
-    writeRoutes(routes, { app: "shop", revision: 1, endpoints: {} });
     const dead = await freePort(H);
     const probes = {
       "/app-health/web/readyz": {
@@ -123,12 +107,7 @@ describe("proxy lifecycle", () => {
       "/app-health/web/startupz": { kind: "tcp", port: dead },
       "/app-health/side/readyz": { kind: "http", port: dead, path: "/", scheme: "HTTP" },
     };
-    const p = await startProxy({
-      host: H,
-      app,
-      version: "v1",
-      routes,
-      dir,
+    const { p } = await startShopProxy("probes", 1, {
       env: { VERSO_PROBES: JSON.stringify(probes) },
     });
     try {
@@ -145,14 +124,7 @@ describe("proxy lifecycle", () => {
   });
 
   it("a malformed routes file is reported and the last good table kept; --version-header false", async () => {
-    const routes = join(dir, "bad.json");
-    writeRoutes(routes, { app: "shop", revision: 4, endpoints: {} });
-    const p = await startProxy({
-      host: H,
-      app,
-      version: "v1",
-      routes,
-      dir,
+    const { routes, p } = await startShopProxy("bad", 4, {
       extraArgs: ["--version-header", "false"],
     });
     try {
@@ -175,7 +147,6 @@ describe("proxy lifecycle", () => {
     } finally {
       await p.proc.stop();
     }
-    const { readFileSync } = await import("node:fs");
     const log = readFileSync(p.proc.logFile, "utf8");
     expect(log).toContain("malformed routes file");
     expect(log).toContain("wrong-app");
@@ -197,9 +168,7 @@ describe("proxy lifecycle", () => {
     });
     const port = await freePort(H);
     await new Promise<void>((r) => big.listen(port, H, r));
-    const routes = join(dir, "slow.json");
-    writeRoutes(routes, { app: "shop", revision: 1, endpoints: {} });
-    const p = await startProxy({ host: H, app: { ...app, port }, version: "v1", routes, dir });
+    const { p } = await startShopProxy("slow", 1, { app: { ...app, port } });
     try {
       let received = 0;
       await new Promise<void>((resolve, reject) => {
