@@ -92,15 +92,12 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
   let flushScheduled = false;
   let loop: ReleaseLoop | undefined = undefined;
 
+  // Read from the informers' per-namespace index: no scan of the whole cluster per app.
   const deploymentsIn = (ns: string): DeploymentView[] =>
-    deployments
-      .list()
-      .filter((d) => d.metadata?.namespace === ns)
-      .map(toDeploymentView);
+    deployments.list(ns).map(toDeploymentView);
   const podsIn = (ns: string): PodView[] =>
     pods
-      .list()
-      .filter((p) => p.metadata?.namespace === ns)
+      .list(ns)
       .map(toPodView)
       .filter((p): p is PodView => p !== undefined);
 

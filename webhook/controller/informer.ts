@@ -11,7 +11,8 @@ import {
 import type { Logger } from "../../shared/log.ts";
 
 export interface Watched<T extends KubernetesObject> {
-  list(): readonly T[];
+  /** The cache, or one namespace of it (client-node keeps a per-namespace index). */
+  list(namespace?: string): readonly T[];
   /** Resolves after the first complete list. */
   synced: Promise<void>;
   stop(): Promise<void>;
@@ -63,7 +64,7 @@ export function watch<T extends KubernetesObject>(o: WatchOptions<T>): Watched<T
   informer.start().catch(restart);
 
   return {
-    list: () => informer.list(),
+    list: (namespace) => informer.list(namespace),
     synced,
     async stop() {
       stopped = true;
