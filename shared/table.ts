@@ -3,6 +3,7 @@
  * (DESIGN.md, "Contracts"). Fields may be added, never renamed. Both sides import this file.
  */
 import { err, ok, type Result } from "./errors.ts";
+import { splitHostPort } from "./net.ts";
 
 export type MatchRule =
   | { header: string; value: string }
@@ -119,9 +120,8 @@ export function parseRoutingTable(raw: unknown): Result<RoutingTable> {
       if (!Array.isArray(list) || !list.every(isString)) {
         return err(`endpoints.${version}: must be an array of "host:port" strings`);
       }
-      const bad = list.find(
-        (a) => !/^[^\s:]+:\d{1,5}$/.test(a) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(a),
-      );
+      // A peer needs a host: ":15006" is a listen address, not an endpoint.
+      const bad = list.find((a) => a.startsWith(":") || splitHostPort(a) === undefined);
       if (bad !== undefined)
         return err(`endpoints.${version}: ${JSON.stringify(bad)} is not host:port`);
       endpoints[version] = [...list];
