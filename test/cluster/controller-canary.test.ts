@@ -8,51 +8,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABEL } from "../../shared/annotations.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { sleep, waitFor } from "../harness/ports.ts";
-import { webhookAvailable } from "../harness/webhook.ts";
 import {
   eventsFor,
   openStream,
   serviceAccountToken,
   statusOf,
+  waitForPhase,
   type StatusAnnotation,
+  type TableStream,
 } from "./controllerFixtures.ts";
-import { createNamespace, isReady, podsOf } from "./fixtures.ts";
+import { createNamespace, deployment, isReady, podsOf } from "./fixtures.ts";
 
 const NS = "canary";
 const INTERVAL = "3s";
-
-function app(
-  name: string,
-  app: string,
-  version: string,
-  annotations: Record<string, string> = {},
-  env: Record<string, string> = {},
-): object {
-  const labels = { "app.kubernetes.io/name": app, "app.kubernetes.io/version": version };
-  return {
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name, labels, annotations },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: labels },
-      template: {
-        metadata: { labels },
-        spec: {
-          containers: [
-            {
-              name: "app",
-              image: `verso-demo:${version}`,
-              ports: [{ name: "http", containerPort: 8080 }],
-              env: Object.entries(env).map(([name, value]) => ({ name, value })),
-              readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 1 },
-            },
-          ],
-        },
-      },
-    },
-  };
-}
 
 const canary = (steps: string): Record<string, string> => ({
   "verso.dev/strategy": "canary",
@@ -88,41 +56,38 @@ function traffic(cluster: Cluster, appName: string): { stop(): Promise<void>; se
   return { stop: async () => ((stopped = true), await done), sent: () => sent };
 }
 
-describe.skipIf(!webhookAvailable())("controller: automated canary on real proxy traffic", () => {
+describe("controller: automated canary on real proxy traffic", () => {
   let cluster: Cluster;
   const client = () => cluster.cp.client;
   const status = (name: string): Promise<StatusAnnotation | undefined> =>
     statusOf(client(), NS, name);
-  const phase = async (
-    name: string,
-    want: string,
-    timeoutMs: number,
-  ): Promise<StatusAnnotation> => {
-    let last: StatusAnnotation | undefined;
-    try {
-      return await waitFor(
-        `${name} ${want}`,
-        async () => {
-          last = await status(name);
-          return last?.phase === want ? last : undefined;
-        },
-        timeoutMs,
-        250,
-      );
-    } catch (error) {
-      throw new Error(`${(error as Error).message}; last status ${JSON.stringify(last)}`);
-    }
-  };
+  const phase = (name: string, want: string, timeoutMs: number): Promise<StatusAnnotation> =>
+    waitForPhase(client(), NS, name, want, timeoutMs);
+  /** The route stream for `app` as the namespace's default service account sees it. */
+  const streamOf = async (appName: string): Promise<TableStream> =>
+    openStream(
+      cluster.webhook!.url,
+      cluster.webhook!.ca.cert,
+      NS,
+      appName,
+      await serviceAccountToken(client(), NS),
+    );
 
   beforeAll(async () => {
     cluster = await startCluster({ crds: false, controller: true });
     await createNamespace(client(), NS, { [LABEL.injection]: "enabled" });
     const create = (d: object) => client().create(`/apis/apps/v1/namespaces/${NS}/deployments`, d);
-    await create(app("shop-v1", "shop", "v1"));
-    await create(app("shop-v2", "shop", "v2", canary("20,50,100")));
-    await create(app("cart-v1", "cart", "v1"));
-    await create(app("cart-v2", "cart", "v2", canary("20,50"), { ERROR_RATE: "1" }));
-    await create(app("idle-v2", "idle", "v2", canary("20,50")));
+    await create(deployment("shop-v1", "v1"));
+    await create(deployment("shop-v2", "v2", 1, { annotations: canary("20,50,100") }));
+    await create(deployment("cart-v1", "v1", 1, { app: "cart" }));
+    await create(
+      deployment("cart-v2", "v2", 1, {
+        app: "cart",
+        annotations: canary("20,50"),
+        env: { ERROR_RATE: "1" },
+      }),
+    );
+    await create(deployment("idle-v2", "v2", 1, { app: "idle", annotations: canary("20,50") }));
     await waitFor(
       "5 ready pods",
       async () => {
@@ -141,14 +106,7 @@ describe.skipIf(!webhookAvailable())("controller: automated canary on real proxy
   it("promotes a healthy release through every step", async () => {
     const load = traffic(cluster, "shop");
     try {
-      const token = await serviceAccountToken(client(), NS);
-      const stream = await openStream(
-        cluster.webhook!.url,
-        cluster.webhook!.ca.cert,
-        NS,
-        "shop",
-        token,
-      );
+      const stream = await streamOf("shop");
       const promoted = await phase("shop-v2", "Promoted", 90_000);
       expect(promoted.weight).toBe(100);
       expect(promoted.analysis?.reason).toBe("LastStepPassed");
@@ -203,14 +161,7 @@ describe.skipIf(!webhookAvailable())("controller: automated canary on real proxy
         250,
       );
       expect(ev?.type).toBe("Warning");
-      const token = await serviceAccountToken(client(), NS);
-      const stream = await openStream(
-        cluster.webhook!.url,
-        cluster.webhook!.ca.cert,
-        NS,
-        "cart",
-        token,
-      );
+      const stream = await streamOf("cart");
       const t = await stream.until("cart table at 0%", (t) => t.release?.weight === 0, 10_000);
       expect(t.release?.version).toBe("v2");
       stream.close();

@@ -8,14 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABEL } from "../../shared/annotations.ts";
 import { startControlPlane, type ControlPlane } from "../harness/controlPlane.ts";
 import { waitFor } from "../harness/ports.ts";
-import { startWebhook, webhookAvailable, type Webhook } from "../harness/webhook.ts";
-import { annotate, eventsFor, statusOf } from "./controllerFixtures.ts";
+import { startWebhook, type Webhook } from "../harness/webhook.ts";
+import { annotate, eventsFor, waitForPhase } from "./controllerFixtures.ts";
 import { createNamespace, deployment } from "./fixtures.ts";
 
 const NS = "lead";
 const LEASE = "/apis/coordination.k8s.io/v1/namespaces/verso-system/leases/verso-controller";
 
-describe.skipIf(!webhookAvailable())("controller: leader election across two replicas", () => {
+describe("controller: leader election across two replicas", () => {
   let cp: ControlPlane;
   const replicas = new Map<string, Webhook>();
   const holder = async (): Promise<string | undefined> =>
@@ -51,21 +51,13 @@ describe.skipIf(!webhookAvailable())("controller: leader election across two rep
     );
     // No kubelet here: the release never becomes ready and stays Pending, which is enough
     // to see who writes.
-    await cp.client.create(`/apis/apps/v1/namespaces/${NS}/deployments`, {
-      ...(deployment("shop-v2", "v2") as { metadata: object }),
-      metadata: {
-        name: "shop-v2",
+    await cp.client.create(
+      `/apis/apps/v1/namespaces/${NS}/deployments`,
+      deployment("shop-v2", "v2", 1, {
         annotations: { "verso.dev/strategy": "canary", "verso.dev/weight": "10" },
-      },
-    });
-    const first = await waitFor(
-      "status Pending",
-      async () => {
-        const s = await statusOf(cp.client, NS, "shop-v2");
-        return s?.phase === "Pending" ? s : undefined;
-      },
-      30_000,
+      }),
     );
+    const first = await waitForPhase(cp.client, NS, "shop-v2", "Pending", 30_000);
     await annotate(cp.client, NS, "shop-v2", { "verso.dev/weight": "x" });
     await waitFor(
       "PolicyInvalid event",
@@ -94,17 +86,8 @@ describe.skipIf(!webhookAvailable())("controller: leader election across two rep
       "verso.dev/weight": "10",
       "verso.dev/promote": "true",
     });
-    const promoted = await waitFor(
-      "Promoted by the new leader",
-      async () => {
-        const s = await statusOf(cp.client, NS, "shop-v2");
-        return s?.phase === "Promoted" ? s : undefined;
-      },
-      30_000,
-    );
-    expect((promoted as unknown as { startedAt: string }).startedAt).toBe(
-      (first as unknown as { startedAt: string }).startedAt,
-    );
+    const promoted = await waitForPhase(cp.client, NS, "shop-v2", "Promoted", 30_000);
+    expect(promoted.startedAt).toBe(first.startedAt);
     const ev = (await eventsFor(cp.client, NS, "shop-v2")).find((e) => e.reason === "Promoted");
     expect(ev?.reportingInstance).toBe(follower);
 

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABEL } from "../../shared/annotations.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { sleep, waitFor } from "../harness/ports.ts";
-import { webhookAvailable } from "../harness/webhook.ts";
 import {
   annotate,
   eventsFor,
@@ -15,13 +14,14 @@ import {
   openStream,
   serviceAccountToken,
   statusOf,
+  waitForPhase,
   type TableStream,
 } from "./controllerFixtures.ts";
 import { createNamespace, deployment } from "./fixtures.ts";
 
 const NS = "routes";
 
-describe.skipIf(!webhookAvailable())("controller: routing tables from a real apiserver", () => {
+describe("controller: routing tables from a real apiserver", () => {
   let cluster: Cluster;
   let stream: TableStream;
   let token: string;
@@ -168,10 +168,10 @@ describe.skipIf(!webhookAvailable())("controller: routing tables from a real api
   });
 
   it("a second Deployment carrying a strategy: the newest wins, the other gets a Warning", async () => {
-    await client().create(`/apis/apps/v1/namespaces/${NS}/deployments`, {
-      ...(deployment("shop-v3", "v3", 0) as object),
-      metadata: { name: "shop-v3", annotations: { "verso.dev/strategy": "blue-green" } },
-    });
+    await client().create(
+      `/apis/apps/v1/namespaces/${NS}/deployments`,
+      deployment("shop-v3", "v3", 0, { annotations: { "verso.dev/strategy": "blue-green" } }),
+    );
     await stream.until(
       "v3 is the release",
       (t) => t.release?.version === "v3" && t.release.strategy === "blue-green",
@@ -212,12 +212,7 @@ describe.skipIf(!webhookAvailable())("controller: routing tables from a real api
     await annotate(client(), NS, "shop-v2", { "verso.dev/promote": "true" });
     await stream.until("blue-green switched", (t) => t.release?.weight === 100);
     expect(stream.tables.slice(from).map((t) => t.release?.weight)).toEqual([100]);
-    await waitFor(
-      "status Promoted",
-      async () =>
-        (await statusOf(client(), NS, "shop-v2"))?.phase === "Promoted" ? true : undefined,
-      15_000,
-    );
+    await waitForPhase(client(), NS, "shop-v2", "Promoted", 15_000);
     await annotate(client(), NS, "shop-v2", { "verso.dev/promote": "false" });
     await stream.until("switched back", (t) => t.release?.weight === 0);
   });

@@ -154,6 +154,7 @@ export const annotate = (
 
 export interface StatusAnnotation {
   phase: string;
+  startedAt: string;
   step?: number;
   weight: number;
   reason: string;
@@ -172,4 +173,31 @@ export async function statusOf(
   );
   const text = d.metadata.annotations?.["verso.dev/status"];
   return text ? (JSON.parse(text) as StatusAnnotation) : undefined;
+}
+
+/** Polls `verso.dev/status` until its phase is `want`; on timeout the error names the last status. */
+export async function waitForPhase(
+  client: KubeClient,
+  ns: string,
+  name: string,
+  want: string,
+  timeoutMs: number,
+  intervalMs = 250,
+): Promise<StatusAnnotation> {
+  let last: StatusAnnotation | undefined;
+  try {
+    return await waitFor(
+      `${name} ${want}`,
+      async () => {
+        last = await statusOf(client, ns, name);
+        return last?.phase === want ? last : undefined;
+      },
+      timeoutMs,
+      intervalMs,
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; last status ${JSON.stringify(last)}`, {
+      cause: error,
+    });
+  }
 }

@@ -7,10 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
-import { DEPLOY_DIR, EXAMPLES_DIR, exists } from "../harness/paths.ts";
-
-const KUSTOMIZATION = `${DEPLOY_DIR}/kustomization.yaml`;
-const hasDeploy = exists(KUSTOMIZATION);
+import { DEPLOY_DIR, EXAMPLES_DIR } from "../harness/paths.ts";
 
 describe("manifests against a real apiserver with cert-manager CRDs", () => {
   let cluster: Cluster;
@@ -69,20 +66,10 @@ describe("manifests against a real apiserver with cert-manager CRDs", () => {
     expect(res.stdout).toMatch(/deployment.apps\/shop-v2 created \(server dry run\)/);
   });
 
-  it.skipIf(!hasDeploy)("kubectl apply --dry-run=server -k deploy/ succeeds", async () => {
+  it("kubectl apply --dry-run=server -k deploy/ succeeds", async () => {
     await createNamespacesOf(DEPLOY_DIR);
     const res = await cluster.kubectl(["apply", "--dry-run=server", "-k", DEPLOY_DIR]);
     expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(0);
     expect(res.stdout).toMatch(/\(server dry run\)/);
   });
-
-  it.runIf(!hasDeploy)(
-    "deploy/kustomization.yaml is absent: the deploy/ dry run is skipped",
-    () => {
-      console.warn(
-        `SKIPPED: ${KUSTOMIZATION} does not exist yet; the dry run of deploy/ did not run`,
-      );
-      expect(hasDeploy).toBe(false);
-    },
-  );
 });

@@ -44,12 +44,24 @@ export function demoPod(name: string, annotations: Record<string, string> = {}):
   };
 }
 
-export function deployment(name: string, version: string, replicas = 1): object {
-  const labels = { "app.kubernetes.io/name": "shop", "app.kubernetes.io/version": version };
+export interface DeploymentOptions {
+  /** `app.kubernetes.io/name`; "shop" unless told. */
+  app?: string;
+  annotations?: Record<string, string>;
+  env?: Record<string, string>;
+}
+
+export function deployment(
+  name: string,
+  version: string,
+  replicas = 1,
+  { app = "shop", annotations, env }: DeploymentOptions = {},
+): object {
+  const labels = { "app.kubernetes.io/name": app, "app.kubernetes.io/version": version };
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: { name, labels },
+    metadata: { name, labels, ...(annotations && { annotations }) },
     spec: {
       replicas,
       selector: { matchLabels: labels },
@@ -61,6 +73,7 @@ export function deployment(name: string, version: string, replicas = 1): object 
               name: "app",
               image: `verso-demo:${version}`,
               ports: [{ name: "http", containerPort: 8080 }],
+              ...(env && { env: Object.entries(env).map(([name, value]) => ({ name, value })) }),
               readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 1 },
             },
           ],

@@ -11,7 +11,6 @@ import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { EXAMPLES_DIR } from "../harness/paths.ts";
 import type { Pod } from "../harness/podTypes.ts";
 import { portAccepts, waitFor } from "../harness/ports.ts";
-import { webhookAvailable } from "../harness/webhook.ts";
 import { allContainers, isReady, podsOf } from "./fixtures.ts";
 
 interface TokenReview {
@@ -82,8 +81,7 @@ describe("demo app pods as local processes", () => {
     }
   });
 
-  it.skipIf(!webhookAvailable())("runs the injected proxy in front of the app", async () => {
-    expect(cluster.webhook, "webhook started").toBeDefined();
+  it("runs the injected proxy in front of the app", async () => {
     for (const pod of pods) {
       expect(pod.metadata.labels?.[LABEL.version]).toBe(
         pod.metadata.labels?.["app.kubernetes.io/version"],
@@ -97,53 +95,47 @@ describe("demo app pods as local processes", () => {
     }
   });
 
-  it.skipIf(!webhookAvailable())(
-    "routes about 10% of the v1 pod's traffic to the v2 canary (controller -> proxies)",
-    async () => {
-      const v1 = pods.find((p) => p.metadata.labels?.["app.kubernetes.io/version"] === "v1");
-      const url = `http://${v1?.status?.podIP}:${PROXY_PORT.inbound}/`;
-      // The controller streams the table a moment after the pods turn Ready.
-      await waitFor(
-        "a request served by v2",
-        async () => ((await get(url)).version === "v2" ? true : undefined),
-        30_000,
-        50,
-      );
-      const counts = { v1: 0, v2: 0, other: 0 };
-      for (let i = 0; i < 300; i++) {
-        const { status, version } = await get(url);
-        expect(status).toBe(200);
-        if (version === "v1" || version === "v2") counts[version] += 1;
-        else counts.other += 1;
-      }
-      // weight 10 of 300: mean 30, sd ~5.2; [8, 60] is beyond 4 sd either way.
-      expect(counts.other).toBe(0);
-      expect(counts.v2).toBeGreaterThanOrEqual(8);
-      expect(counts.v2).toBeLessThanOrEqual(60);
-    },
-  );
+  it("routes about 10% of the v1 pod's traffic to the v2 canary (controller -> proxies)", async () => {
+    const v1 = pods.find((p) => p.metadata.labels?.["app.kubernetes.io/version"] === "v1");
+    const url = `http://${v1?.status?.podIP}:${PROXY_PORT.inbound}/`;
+    // The controller streams the table a moment after the pods turn Ready.
+    await waitFor(
+      "a request served by v2",
+      async () => ((await get(url)).version === "v2" ? true : undefined),
+      30_000,
+      50,
+    );
+    const counts = { v1: 0, v2: 0, other: 0 };
+    for (let i = 0; i < 300; i++) {
+      const { status, version } = await get(url);
+      expect(status).toBe(200);
+      if (version === "v1" || version === "v2") counts[version] += 1;
+      else counts.other += 1;
+    }
+    // weight 10 of 300: mean 30, sd ~5.2; [8, 60] is beyond 4 sd either way.
+    expect(counts.other).toBe(0);
+    expect(counts.v2).toBeGreaterThanOrEqual(8);
+    expect(counts.v2).toBeLessThanOrEqual(60);
+  });
 
-  it.skipIf(!webhookAvailable())(
-    "gives the proxy a pod-bound token from TokenRequest that TokenReview accepts",
-    async () => {
-      const pod = pods[0];
-      const uid = pod?.metadata.uid ?? "";
-      const dir = `${cluster.kubelet?.dir}/demo_${pod?.metadata.name}_${uid.slice(0, 8)}`;
-      const token = readFileSync(`${dir}/volumes/verso-token/token`, "utf8");
-      const review = await client().create<TokenReview>(
-        "/apis/authentication.k8s.io/v1/tokenreviews",
-        {
-          apiVersion: "authentication.k8s.io/v1",
-          kind: "TokenReview",
-          spec: { token, audiences: [TOKEN_AUDIENCE] },
-        },
-      );
-      expect(review.status.authenticated).toBe(true);
-      expect(review.status.audiences).toEqual([TOKEN_AUDIENCE]);
-      expect(review.status.user?.username).toBe("system:serviceaccount:demo:default");
-      expect(review.status.user?.extra?.["authentication.kubernetes.io/pod-uid"]).toEqual([uid]);
-    },
-  );
+  it("gives the proxy a pod-bound token from TokenRequest that TokenReview accepts", async () => {
+    const pod = pods[0];
+    const uid = pod?.metadata.uid ?? "";
+    const dir = `${cluster.kubelet?.dir}/demo_${pod?.metadata.name}_${uid.slice(0, 8)}`;
+    const token = readFileSync(`${dir}/volumes/verso-token/token`, "utf8");
+    const review = await client().create<TokenReview>(
+      "/apis/authentication.k8s.io/v1/tokenreviews",
+      {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenReview",
+        spec: { token, audiences: [TOKEN_AUDIENCE] },
+      },
+    );
+    expect(review.status.authenticated).toBe(true);
+    expect(review.status.audiences).toEqual([TOKEN_AUDIENCE]);
+    expect(review.status.user?.username).toBe("system:serviceaccount:demo:default");
+    expect(review.status.user?.extra?.["authentication.kubernetes.io/pod-uid"]).toEqual([uid]);
+  });
 
   it("stops a deleted pod's processes and the ReplicaSet replaces it", async () => {
     const victim = pods.find((p) => p.metadata.labels?.["app.kubernetes.io/version"] === "v1");

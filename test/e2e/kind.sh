@@ -16,6 +16,7 @@ log() { printf '[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 command -v docker >/dev/null || die "docker not found: make e2e needs a Docker engine (use 'make test' for tiers 1-3)"
 docker info >/dev/null 2>&1 || die "no Docker engine answers ('docker info' failed): make e2e needs one (use 'make test' for tiers 1-3)"
 command -v kubectl >/dev/null || die "kubectl not found on PATH"
+command -v jq >/dev/null || die "jq not found on PATH (the assertions read pod JSON with it)"
 if ! command -v kind >/dev/null; then
   log "installing kind $KIND_VERSION with go install"
   GOBIN="$PWD/.cache/bin" go install "sigs.k8s.io/kind@$KIND_VERSION"
@@ -29,7 +30,6 @@ trap cleanup EXIT
 
 log "creating kind cluster $CLUSTER"
 kind create cluster --name "$CLUSTER" --wait 120s
-export KUBECONFIG_CONTEXT="kind-$CLUSTER"
 K="kubectl --context kind-$CLUSTER"
 
 log "building and loading images"
@@ -82,7 +82,8 @@ n=$($K -n verso-e2e-plain get pod plain -o json | jq '[.spec.initContainers[]?, 
 log "traffic through the Service reaches both versions"
 $K -n demo run curl --image=verso-demo:v1 --restart=Never --command -- node -e '
   const http=require("node:http"); let seen={}; let n=0;
-  const go=()=>http.get("http://shop.demo.svc/",r=>{let b="";r.on("data",c=>b+=c);r.on("end",()=>{const v=r.headers["x-verso-version"]||b.trim();seen[v]=(seen[v]||0)+1;if(++n<200)go();else{console.log(JSON.stringify(seen));}})}).on("error",e=>{console.error(e.message);process.exit(1)});go();'
-$K -n demo wait pod/curl --for=jsonpath='{.status.phase}'=Succeeded --timeout=120s
+  const go=()=>http.get("http://shop.demo.svc/",r=>{let b="";r.on("data",c=>b+=c);r.on("end",()=>{const v=r.headers["x-verso-version"]||r.headers["x-app-version"];seen[v]=(seen[v]||0)+1;if(++n<200)go();else{console.log(JSON.stringify(seen));process.exit(seen.v1&&seen.v2?0:1);}})}).on("error",e=>{console.error(e.message);process.exit(1)});go();'
+$K -n demo wait pod/curl --for=jsonpath='{.status.phase}'=Succeeded --timeout=120s \
+  || { $K -n demo logs curl || true; die "200 requests through the Service did not reach both v1 and v2"; }
 $K -n demo logs curl
 log "e2e passed"

@@ -9,17 +9,11 @@ import { startControlPlane, type ControlPlane } from "./controlPlane.ts";
 import { installCertManagerCrds } from "./crds.ts";
 import { kubectl, type KubectlResult } from "./kubectl.ts";
 import { startKubelet, type Kubelet } from "./kubelet.ts";
-import {
-  registerWebhook,
-  startWebhook,
-  webhookAvailable,
-  type Webhook,
-  type WebhookEntry,
-} from "./webhook.ts";
+import { registerWebhook, startWebhook, type Webhook, type WebhookEntry } from "./webhook.ts";
 
 export interface ClusterOptions {
   crds?: boolean;
-  /** Start and register the webhook (skipped, with a note, when webhook/main.ts is absent). */
+  /** Start and register the webhook (default true). */
   webhook?: boolean;
   /** Run Verso's controller inside the webhook process. */
   controller?: boolean;
@@ -62,15 +56,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     }
     let webhookEntry: WebhookEntry | undefined;
     if (options.webhook !== false) {
-      if (webhookAvailable()) {
-        webhook = await startWebhook({ cp, controller: options.controller ?? false, log });
-        webhookEntry = await registerWebhook(cp.client, {
-          url: webhook.url,
-          caPem: webhook.ca.cert,
-        });
-      } else {
-        log("[harness] webhook/main.ts not found: running without the webhook");
-      }
+      webhook = await startWebhook({ cp, controller: options.controller ?? false, log });
+      webhookEntry = await registerWebhook(cp.client, { url: webhook.url, caPem: webhook.ca.cert });
     }
     if (options.kubelet !== false) {
       const hook = webhook;

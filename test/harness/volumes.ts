@@ -66,8 +66,7 @@ async function writeData(
   kind: "configmaps" | "secrets",
   ns: string,
   name: string,
-  items: KeyToPath[] | undefined,
-  optional: boolean,
+  { items, optional = false }: { items?: KeyToPath[]; optional?: boolean },
 ): Promise<void> {
   const obj = await client.getOptional<DataObject>(`/api/v1/namespaces/${ns}/${kind}/${name}`);
   if (!obj) {
@@ -122,24 +121,15 @@ export async function materialiseVolumes(
   return { dirs, stop: () => timers.forEach((t) => clearTimeout(t)) };
 
   async function materialise(volume: Volume, dir: string): Promise<void> {
-    if (volume.configMap) {
-      const c = volume.configMap;
-      await writeData(client, dir, "configmaps", ns, c.name, c.items, c.optional ?? false);
-    }
-    if (volume.secret) {
-      const s = volume.secret;
-      await writeData(client, dir, "secrets", ns, s.secretName, s.items, s.optional ?? false);
-    }
+    const { configMap, secret } = volume;
+    if (configMap) await writeData(client, dir, "configmaps", ns, configMap.name, configMap);
+    if (secret) await writeData(client, dir, "secrets", ns, secret.secretName, secret);
     for (const src of volume.projected?.sources ?? []) {
       if (src.serviceAccountToken) await projectToken(dir, src.serviceAccountToken);
       if (src.configMap) {
-        const c = src.configMap;
-        await writeData(client, dir, "configmaps", ns, c.name, c.items, c.optional ?? false);
+        await writeData(client, dir, "configmaps", ns, src.configMap.name, src.configMap);
       }
-      if (src.secret) {
-        const s = src.secret;
-        await writeData(client, dir, "secrets", ns, s.name, s.items, s.optional ?? false);
-      }
+      if (src.secret) await writeData(client, dir, "secrets", ns, src.secret.name, src.secret);
       for (const item of src.downwardAPI?.items ?? []) {
         const value = item.fieldRef ? fieldValue(pod, item.fieldRef.fieldPath, ctx) : undefined;
         writeAt(dir, item.path, value ?? "");

@@ -2,15 +2,15 @@
  * The Verso webhook as a local process, registered with the real apiserver: a serving cert
  * for 127.0.0.1 (IP SAN) signed by a generated CA, and a MutatingWebhookConfiguration with
  * `url: https://127.0.0.1:<port>/mutate` and that CA as caBundle. Rules, selectors and
- * failurePolicy are taken from the MutatingWebhookConfiguration in deploy/ when there is one,
- * so the cluster suite exercises the shipped policy; a documented default otherwise.
+ * failurePolicy are taken from the MutatingWebhookConfiguration shipped in deploy/, so the
+ * cluster suite exercises the shipped policy.
  */
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import type { ControlPlane } from "./controlPlane.ts";
 import type { KubeClient } from "./kubeClient.ts";
-import { DEPLOY_DIR, EXAMPLES_DIR, NODE, REPO_ROOT, WEBHOOK_MAIN, exists } from "./paths.ts";
+import { DEPLOY_DIR, EXAMPLES_DIR, NODE, REPO_ROOT, WEBHOOK_MAIN } from "./paths.ts";
 import { makeCa, makeLeaf, writePem, type Pem } from "./pki.ts";
 import { freePort, waitFor } from "./ports.ts";
 import { startProcess, type ManagedProcess } from "./processes.ts";
@@ -31,32 +31,7 @@ export interface WebhookEntry {
   clientConfig?: unknown;
 }
 
-/** Used when deploy/ has no MutatingWebhookConfiguration yet (mirrors DESIGN.md). */
-export const DEFAULT_WEBHOOK: WebhookEntry = {
-  name: "inject.verso.dev",
-  failurePolicy: "Ignore",
-  namespaceSelector: {
-    matchLabels: { "verso.dev/injection": "enabled" },
-    matchExpressions: [
-      { key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["kube-system"] },
-    ],
-  },
-  rules: [
-    {
-      apiGroups: [""],
-      apiVersions: ["v1"],
-      operations: ["CREATE"],
-      resources: ["pods"],
-      scope: "Namespaced",
-    },
-  ],
-  sideEffects: "None",
-  timeoutSeconds: 5,
-  admissionReviewVersions: ["v1"],
-};
-
 function yamlFiles(dir: string): string[] {
-  if (!exists(dir)) return [];
   const out: string[] = [];
   for (const entry of readdirSync(dir)) {
     const path = join(dir, entry);
@@ -67,8 +42,8 @@ function yamlFiles(dir: string): string[] {
   return out;
 }
 
-/** The webhook entry shipped in deploy/, if any (and the file it came from). */
-export function shippedWebhook(): { entry: WebhookEntry; file: string } | undefined {
+/** The webhook entry shipped in deploy/ (and the file it came from). */
+export function shippedWebhook(): { entry: WebhookEntry; file: string } {
   for (const file of yamlFiles(DEPLOY_DIR)) {
     for (const doc of parseAllDocuments(readFileSync(file, "utf8"))) {
       const obj = doc.toJS() as { kind?: string; webhooks?: WebhookEntry[] } | null;
@@ -76,7 +51,7 @@ export function shippedWebhook(): { entry: WebhookEntry; file: string } | undefi
       if (entry) return { entry, file };
     }
   }
-  return undefined;
+  throw new Error(`no MutatingWebhookConfiguration under ${DEPLOY_DIR}`);
 }
 
 export interface WebhookOptions {
@@ -97,10 +72,6 @@ export interface Webhook {
   /** GET a path on the webhook (e.g. /metrics), verified against its CA. */
   fetchText(path: string): Promise<string>;
   stop(): Promise<void>;
-}
-
-export function webhookAvailable(): boolean {
-  return exists(WEBHOOK_MAIN);
 }
 
 export async function startWebhook(options: WebhookOptions): Promise<Webhook> {
@@ -189,7 +160,7 @@ export async function startWebhook(options: WebhookOptions): Promise<Webhook> {
 export async function registerWebhook(
   client: KubeClient,
   target: { url: string; caPem: string },
-  entry: WebhookEntry = shippedWebhook()?.entry ?? DEFAULT_WEBHOOK,
+  entry: WebhookEntry = shippedWebhook().entry,
 ): Promise<WebhookEntry> {
   const webhook: WebhookEntry = {
     ...entry,
