@@ -12,7 +12,7 @@ DEMO_IMAGE ?= verso-demo
         images deploy demo e2e bench golden kube-binaries clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund 2>/dev/null || npm install --no-audit --no-fund
@@ -37,9 +37,11 @@ test-process: install ## real servers and proxies on 127.0.0.x
 test-cluster: install kube-binaries ## against a real kube-apiserver on this machine
 	npx vitest run --project cluster
 
-lint: install ## eslint + prettier --check + tsc --noEmit
+lint: install typecheck ## eslint + prettier --check + tsc --noEmit
 	npx eslint .
 	npx prettier --check .
+
+typecheck: install ## tsc --noEmit
 	npx tsc -p tsconfig.json --noEmit
 
 format: install ## prettier --write

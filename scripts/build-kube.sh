@@ -38,11 +38,6 @@ if command -v flock >/dev/null 2>&1; then
   fi
 fi
 
-command -v go >/dev/null 2>&1 || {
-  log "go toolchain not found on PATH; install Go >= 1.26 or set VERSO_KUBE_BIN"
-  exit 1
-}
-
 # usable NAME PATH: etcd older than 3.5 (e.g. Debian's 3.4) cannot serve kube-apiserver 1.36.
 usable() {
   local name="$1" path="$2" v
@@ -161,14 +156,15 @@ ensure() {
     ln -sf "$existing" "$BIN/$name"
     return 0
   fi
+  # Only a build needs Go: cached or existing binaries are enough without it.
+  command -v go >/dev/null 2>&1 || {
+    log "go toolchain not found on PATH; install Go >= 1.26 or set VERSO_KUBE_BIN"
+    exit 1
+  }
   case "$name" in
     etcd)
       prepare_etcd_module
       build etcd "$SRC/etcd" go.etcd.io/etcd/server/v3 "-s -w"
-      ;;
-    kubectl)
-      prepare_kube_module
-      build kubectl "$SRC/kubernetes" k8s.io/kubernetes/cmd/kubectl "$(kube_ldflags)"
       ;;
     *)
       prepare_kube_module

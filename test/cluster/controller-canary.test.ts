@@ -17,7 +17,8 @@ import {
   type StatusAnnotation,
   type TableStream,
 } from "./controllerFixtures.ts";
-import { createNamespace, deployment, isReady, podsOf } from "./fixtures.ts";
+import { isReady } from "../harness/podStatus.ts";
+import { createNamespace, deployment, podsOf } from "./fixtures.ts";
 
 const NS = "canary";
 const INTERVAL = "3s";

@@ -88,9 +88,6 @@ export const allContainers = (pod: Pod): string[] => [
   ...pod.spec.containers.map((c) => c.name),
 ];
 
-export const isReady = (pod: Pod): boolean =>
-  pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
-
 export async function podsOf(client: KubeClient, ns: string, selector?: string): Promise<Pod[]> {
   const q = selector ? `?labelSelector=${encodeURIComponent(selector)}` : "";
   const list = await client.get<List<Pod>>(`/api/v1/namespaces/${ns}/pods${q}`);

@@ -11,7 +11,8 @@ import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { EXAMPLES_DIR } from "../harness/paths.ts";
 import type { Pod } from "../harness/podTypes.ts";
 import { portAccepts, waitFor } from "../harness/ports.ts";
-import { allContainers, isReady, podsOf } from "./fixtures.ts";
+import { isReady } from "../harness/podStatus.ts";
+import { allContainers, podsOf } from "./fixtures.ts";
 
 interface TokenReview {
   status: {

@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { startCluster, type Cluster } from "./cluster.ts";
 import type { List, Pod } from "./podTypes.ts";
 import { EXAMPLES_DIR } from "./paths.ts";
+import { isReady } from "./podStatus.ts";
 import { waitFor } from "./ports.ts";
 import { stopAll } from "./processes.ts";
 
@@ -24,9 +25,6 @@ const { values } = parseArgs({
 const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
-
-const ready = (pod: Pod): boolean =>
-  pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -58,7 +56,7 @@ async function main(): Promise<void> {
       async () => {
         const list = await client.get<List<Pod>>("/api/v1/namespaces/demo/pods");
         const live = list.items.filter((p) => !p.metadata.deletionTimestamp);
-        return live.length >= 2 && live.every(ready) ? live : undefined;
+        return live.length >= 2 && live.every(isReady) ? live : undefined;
       },
       180_000,
       500,

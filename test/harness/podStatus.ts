@@ -3,7 +3,11 @@
  * container statuses in the shape the kubelet reports, so controllers (ReplicaSet
  * availability, EndpointSlices) and Verso's own controller see a normal pod.
  */
-import type { ContainerState, ContainerStatus, PodCondition, PodStatus } from "./podTypes.ts";
+import type { ContainerState, ContainerStatus, Pod, PodCondition, PodStatus } from "./podTypes.ts";
+
+/** The pod's Ready condition is True. */
+export const isReady = (pod: Pod): boolean =>
+  pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 
 export interface ContainerView {
   name: string;

@@ -6,6 +6,7 @@
  * cluster suite exercises the shipped policy.
  */
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { Agent, get } from "node:https";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import type { ControlPlane } from "./controlPlane.ts";
@@ -113,10 +114,8 @@ export async function startWebhook(options: WebhookOptions): Promise<Webhook> {
     env: { ...process.env, KUBECONFIG: cp.kubeconfig, NODE_EXTRA_CA_CERTS: caFiles.certFile },
     logFile: join(cp.logDir, "webhook.log"),
   });
-  const { Agent } = await import("node:https");
   const agent = new Agent({ ca: ca.cert });
   const fetchText = async (path: string): Promise<string> => {
-    const { get } = await import("node:https");
     return new Promise((resolve, reject) => {
       get(`${url}${path}`, { agent }, (res) => {
         let body = "";
