@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Histogram, Registry } from "prom-client";
 import { DURATION_BUCKETS } from "../../shared/metric-names.ts";
 import { codeClass, createMetrics, methodClass } from "./metrics.ts";
+import { collectProcessMetrics } from "./prom.ts";
 
 const series = (text: string, prefix: string) =>
   text
@@ -10,6 +11,20 @@ const series = (text: string, prefix: string) =>
     .sort();
 
 describe("proxy metrics", () => {
+  it("the process metrics are prom-client's default set, name for name and type for type", async () => {
+    const ours = new Registry();
+    collectProcessMetrics(ours);
+    const theirs = new Registry();
+    collectDefaultMetrics({ register: theirs });
+    const types = (text: string) => series(text, "# TYPE ");
+    expect(types(await ours.metrics())).toEqual(types(await theirs.metrics()));
+    expect(types(await ours.metrics()).length).toBeGreaterThan(20);
+    // The CPU counters are the ones written here: they must move.
+    const spin = Date.now() + 30;
+    while (Date.now() < spin);
+    expect(await ours.metrics()).toMatch(/^process_cpu_seconds_total [1-9]|^process_cpu_seconds_total 0\.0*[1-9]/m);
+  });
+
   it("the batched histogram renders exactly like prom-client's own Histogram", async () => {
     const m = createMetrics("shop", "v1");
     const ref = new Registry();

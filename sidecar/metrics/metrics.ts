@@ -4,9 +4,10 @@
  * table, method and status are classes. Children are cached so the hot path does one map
  * lookup and one increment.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
+import type { Counter as CounterType, Metric, Registry as RegistryType } from "prom-client";
 import { DURATION_BUCKETS, METRIC, type ServedSource } from "../../shared/metric-names.ts";
 import { ServedHistogram } from "./histogram.ts";
+import { collectProcessMetrics, Counter, Gauge, Registry } from "./prom.ts";
 
 export type MethodClass = "GET" | "POST" | "PUT" | "DELETE" | "other";
 export type CodeClass = "1xx" | "2xx" | "3xx" | "4xx" | "5xx";
@@ -48,7 +49,7 @@ interface CounterChild {
 }
 
 export interface ProxyMetrics {
-  readonly registry: Registry;
+  readonly registry: RegistryType;
   /** Count one request served here; seconds from arrival to the end of the response. */
   served(method: MethodClass, code: CodeClass, source: ServedSource, seconds: number): void;
   forwarded(target: string): void;
@@ -60,7 +61,7 @@ export interface ProxyMetrics {
 
 export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   // The hot path only bumps a slot in a typed array; prom-client sees the totals at scrape
   // time (collect). Measured: prom-client's per-call label hashing cost ~10% of the proxy's
   // CPU per request. Slots: method x code class x source = 50, a fixed label set.
@@ -92,7 +93,7 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
   });
   // The registry formats whatever get() returns; its Metric type wants a full prom-client class.
   registry.registerMetric(duration as unknown as Metric<string>);
-  const byLabel = (name: string, help: string, label: string): Counter<string> =>
+  const byLabel = (name: string, help: string, label: string): CounterType<string> =>
     new Counter({ name, help, labelNames: ["app", label], registers: [registry] });
   const forwards = byLabel(
     METRIC.forwards,
@@ -122,7 +123,7 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
   });
   revision.labels(app).set(-1);
 
-  const keyed = (cache: Map<string, CounterChild>, c: Counter<string>, label: string) => {
+  const keyed = (cache: Map<string, CounterChild>, c: CounterType<string>, label: string) => {
     let child = cache.get(label);
     if (!child) {
       child = c.labels(app, label);
