@@ -22,7 +22,9 @@ describe("proxy metrics", () => {
     // The CPU counters are the ones written here: they must move.
     const spin = Date.now() + 30;
     while (Date.now() < spin);
-    expect(await ours.metrics()).toMatch(/^process_cpu_seconds_total [1-9]|^process_cpu_seconds_total 0\.0*[1-9]/m);
+    expect(await ours.metrics()).toMatch(
+      /^process_cpu_seconds_total [1-9]|^process_cpu_seconds_total 0\.0*[1-9]/m,
+    );
   });
 
   it("the batched histogram renders exactly like prom-client's own Histogram", async () => {
