@@ -1,18 +1,23 @@
 /**
  * The route stream edge on a real HTTPS server (127.0.0.1, port 0): SSE framing, heartbeats,
- * Last-Event-ID, the table pushed on change, refusals with reasons, and the TokenReview cache.
+ * Last-Event-ID, the table pushed on change, refusals with reasons, the TokenReview cache, and
+ * a stalled client that gets only the newest table once it reads again.
  * The review function is a plain function standing in for the apiserver (the cluster suite
  * checks real tokens); everything from the socket up is the production code.
  */
 import { createServer, type Server } from "node:https";
+import type { IncomingMessage } from "node:http";
 import { request } from "node:https";
+import type { TLSSocket } from "node:tls";
+import { setImmediate as tick } from "node:timers/promises";
 import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../shared/log.ts";
 import type { RoutingTable } from "../../shared/table.ts";
-import { createHub, routesRouter } from "../../webhook/controller/stream.ts";
+import { createHub, formatEvent, routesRouter } from "../../webhook/controller/stream.ts";
 import { createAuthenticator, type ReviewAnswer } from "../../webhook/controller/tokenReview.ts";
 import { makeCa, makeLeaf } from "../harness/pki.ts";
+import { waitFor } from "../harness/ports.ts";
 
 const table = (revision: number, weight?: number): RoutingTable => ({
   app: "shop",
@@ -27,6 +32,7 @@ describe("route stream over HTTPS", () => {
   let ca: string;
   const hub = createHub();
   let reviews = 0;
+  const serverSockets = new Set<TLSSocket>();
   const review = async (token: string): Promise<ReviewAnswer> => {
     reviews++;
     if (token === "shop-token")
@@ -59,6 +65,10 @@ describe("route stream over HTTPS", () => {
       }),
     );
     server = createServer({ cert: leaf.cert, key: leaf.key }, app);
+    server.on("secureConnection", (s: TLSSocket) => {
+      serverSockets.add(s);
+      s.once("close", () => serverSockets.delete(s));
+    });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const addr = server.address();
     base = `https://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
@@ -144,6 +154,77 @@ describe("route stream over HTTPS", () => {
     await read(q, { authorization: "Bearer down" }, 0);
     await read(q, { authorization: "Bearer down" }, 0);
     expect(reviews - d).toBe(2);
+  });
+
+  it("never queues tables for a slow client: it gets the newest once its socket drains", async () => {
+    // ~95 KB per event, 300 of them: 28 MB, several times what loopback's socket buffers
+    // (a few MB) can hold, so the server must meet backpressure while the client is stalled.
+    const endpoints = {
+      v1: Array.from({ length: 5000 }, (_, i) => `10.1.${i >> 8}.${i & 255}:15006`),
+    };
+    const big = (revision: number): RoutingTable => ({ app: "big", revision, endpoints });
+    const eventBytes = Buffer.byteLength(formatEvent(big(1)));
+    const published = 300;
+    hub.set("shop", big(1));
+
+    let body = "";
+    const req = request(`${base}/v1/routes?namespace=shop&app=big`, {
+      ca,
+      headers: auth,
+      agent: false,
+    });
+    req.end();
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      req.once("response", resolve);
+      req.once("error", reject);
+    });
+    expect(res.statusCode).toBe(200);
+    res.setEncoding("utf8");
+    res.on("data", (c: string) => (body += c));
+    /** Events received whole so far: [id, table] (the last piece may still be arriving). */
+    const events = (): [number, RoutingTable][] =>
+      body
+        .split("\n\n")
+        .slice(0, -1)
+        .filter((e) => e.startsWith("event: table\n"))
+        .map((e) => {
+          const [, id, data] = /^event: table\nid: (\d+)\ndata: (.*)$/s.exec(e) ?? [];
+          return [Number(id), JSON.parse(data ?? "null") as RoutingTable];
+        });
+    const has = (revision: number): true | undefined => {
+      const at = body.indexOf(`\nid: ${revision}\n`);
+      return at >= 0 && body.indexOf("\n\n", at) >= 0 ? true : undefined;
+    };
+    try {
+      await waitFor("the table on connect", async () => has(1), 5_000, 10);
+      // Stalled: the client stops reading, its kernel buffers fill, then the server's.
+      res.pause();
+      const mine = [...serverSockets].find((s) => s.remotePort === req.socket?.localPort);
+      if (!mine) throw new Error("no server-side socket for the slow client");
+      let maxHeld = 0;
+      for (let rev = 2; rev <= published; rev++) {
+        hub.set("shop", big(rev));
+        await tick();
+        maxHeld = Math.max(maxHeld, mine.writableLength);
+      }
+      expect(mine.writableNeedDrain).toBe(true); // the stalled client did hold the server up
+      // What the server holds for this client is at most a socket buffer plus one event,
+      // whatever the number of publishes (queueing them would hold most of the 28 MB).
+      expect(maxHeld).toBeLessThanOrEqual(mine.writableHighWaterMark + eventBytes + 1024);
+
+      res.resume();
+      await waitFor("the newest table after draining", async () => has(published), 10_000, 10);
+      const got = events();
+      for (const [id, t] of got) expect(t).toEqual(big(id));
+      const revisions = got.map(([id]) => id);
+      expect(revisions[0]).toBe(1);
+      expect(revisions.at(-1)).toBe(published);
+      expect(revisions).toEqual([...new Set(revisions)].sort((a, b) => a - b));
+      expect(revisions.length).toBeLessThan(published / 3);
+    } finally {
+      req.destroy();
+      hub.delete("shop", "big");
+    }
   });
 
   it("forgets subscribers that went away", async () => {

@@ -2,11 +2,11 @@
  * The webhook over real HTTPS on 127.0.0.1: in-process via startServer (so failures can be
  * injected), then the real `node webhook/main.ts` process once.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Agent } from "node:https";
+import { request, type Agent } from "node:https";
 import { Router } from "express";
 import fjp from "fast-json-patch";
 import type { Operation } from "fast-json-patch";
@@ -318,41 +318,48 @@ describe("webhook server with --controller-ca", () => {
   });
 });
 
+const mains = new Set<ChildProcess>();
+afterAll(() => {
+  for (const child of mains) if (child.exitCode === null) child.kill("SIGKILL");
+});
+
+/** `node webhook/main.ts` with a self-signed pair in `dir`; resolves once it serves. */
+async function startMain(dir: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      "webhook/main.ts",
+      "--listen",
+      "127.0.0.1:0",
+      "--no-controller",
+      "--self-signed-dir",
+      dir,
+      "--log-level",
+      "info",
+    ],
+    { cwd: join(import.meta.dirname, "..", ".."), stdio: ["ignore", "ignore", "pipe"] },
+  );
+  mains.add(child);
+  const out = { stderr: "" };
+  child.stderr.setEncoding("utf8").on("data", (c: string) => (out.stderr += c));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const url = await waitFor(
+    '"webhook serving" in the log',
+    async () => {
+      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}:\n${out.stderr}`);
+      return /"msg":"webhook serving","url":"(https:[^"]+)"/.exec(out.stderr)?.[1];
+    },
+    20_000,
+    50,
+  );
+  return { child, url, out, exited };
+}
+
 describe("node webhook/main.ts (the real process)", () => {
   it("starts with a self-signed pair, answers admission, exits 0 on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "verso-webhook-main-"));
-    const child = spawn(
-      process.execPath,
-      [
-        "webhook/main.ts",
-        "--listen",
-        "127.0.0.1:0",
-        "--no-controller",
-        "--self-signed-dir",
-        dir,
-        "--log-level",
-        "info",
-      ],
-      { cwd: join(import.meta.dirname, "..", ".."), stdio: ["ignore", "ignore", "pipe"] },
-    );
-    let stderr = "";
-    child.stderr.setEncoding("utf8");
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`no "webhook serving" line:\n${stderr}`)),
-        20_000,
-      );
-      child.stderr.on("data", (chunk: string) => {
-        stderr += chunk;
-        const m = /"msg":"webhook serving","url":"(https:[^"]+)"/.exec(stderr);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-      child.once("exit", (code) => reject(new Error(`exited ${code}:\n${stderr}`)));
-    });
-    expect(stderr).toContain(join(dir, "cert.pem"));
+    const { child, url, out, exited } = await startMain(dir);
+    expect(out.stderr).toContain(join(dir, "cert.pem"));
     const agent = makeAgent(readFileSync(join(dir, "cert.pem"), "utf8"));
     try {
       const r = await send(agent, `${url}/mutate`, "POST", JSON.stringify(review(samplePod())));
@@ -364,9 +371,77 @@ describe("node webhook/main.ts (the real process)", () => {
     } finally {
       agent.destroy();
     }
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("drains on SIGTERM: in-flight work answered, open connections get /readyz 503 and /healthz 200, new ones are refused", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "verso-webhook-drain-"));
+    const { child, url, out, exited } = await startMain(dir);
+    const caPem = readFileSync(join(dir, "cert.pem"), "utf8");
+    // One keep-alive connection: the in-flight request's, reused for the probes after it.
+    const agent = makeAgent(caPem, 1);
+    try {
+      const body = Buffer.from(JSON.stringify(review(samplePod(), { uid: "in-flight" })));
+      const inflight = request(`${url}/mutate`, {
+        method: "POST",
+        agent,
+        headers: {
+          "content-type": "application/json",
+          "content-length": String(body.length),
+          expect: "100-continue",
+        },
+      });
+      const answered = new Promise<{ status: number; json: unknown }>((resolve, reject) => {
+        inflight.on("error", reject);
+        inflight.once("response", (res) => {
+          let text = "";
+          res.setEncoding("utf8").on("data", (c: string) => (text += c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+        });
+      });
+      inflight.flushHeaders();
+      // 100 Continue: the server has parsed the headers, so the request is in flight.
+      await new Promise((resolve) => inflight.once("continue", resolve));
+
+      child.kill("SIGTERM");
+      await waitFor(
+        "the shutdown log line",
+        async () => /shutting down/.test(out.stderr) || undefined,
+        5_000,
+        20,
+      );
+
+      inflight.end(body);
+      const r = await answered;
+      expect(r.status).toBe(200);
+      expect(responseOf(r.json)).toMatchObject({ uid: "in-flight", allowed: true });
+
+      const ready = await send(agent, `${url}/readyz`, "GET");
+      expect([ready.status, ready.body]).toEqual([503, "not ready: draining\n"]);
+      const healthy = await send(agent, `${url}/healthz`, "GET");
+      expect([healthy.status, healthy.body]).toEqual([200, "ok\n"]);
+      expect(child.exitCode).toBe(null); // still draining while a connection is open
+
+      const fresh = makeAgent(caPem);
+      try {
+        await expect(send(fresh, `${url}/readyz`, "GET")).rejects.toMatchObject({
+          code: "ECONNREFUSED",
+        });
+      } finally {
+        fresh.destroy();
+      }
+      // The open keep-alive connection does not hold the process: it is cut after the drain
+      // period (5 s) and the process exits 0.
+      const code = await Promise.race([
+        exited,
+        new Promise((r) => setTimeout(r, 15_000, "still running 15 s after SIGTERM")),
+      ]);
+      expect(code).toBe(0);
+    } finally {
+      agent.destroy();
+    }
     rmSync(dir, { recursive: true, force: true });
   });
 

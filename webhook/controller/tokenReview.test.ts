@@ -1,0 +1,116 @@
+/**
+ * The TokenReview cache with a hand-driven clock and a counting review function: how long an
+ * answer is reused (30 s for a caller, 5 s for a refusal, never for an unreachable apiserver)
+ * and what it is keyed by. The HTTP edge over it is in test/process/controller-stream.test.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { createAuthenticator, type ReviewAnswer } from "./tokenReview.ts";
+
+const SHOP: ReviewAnswer = {
+  authenticated: true,
+  username: "system:serviceaccount:shop:default",
+  audiences: ["verso"],
+};
+
+/** A review function that counts its calls; `answers` maps token -> answer or "down". */
+function reviewer(answers: Record<string, ReviewAnswer | "down">) {
+  const calls: { token: string; audiences: string[] }[] = [];
+  const review = async (token: string, audiences: string[]): Promise<ReviewAnswer> => {
+    calls.push({ token, audiences });
+    const a = answers[token];
+    if (a === "down" || a === undefined) throw new Error("connect ECONNREFUSED");
+    return a;
+  };
+  return { review, calls, count: (token: string) => calls.filter((c) => c.token === token).length };
+}
+
+function setup(answers: Record<string, ReviewAnswer | "down">) {
+  let t = 1_000_000;
+  const r = reviewer(answers);
+  const auth = createAuthenticator(r.review, { now: () => t });
+  return {
+    ...r,
+    at: (ms: number) => (t = 1_000_000 + ms),
+    as: (token: string) => auth.authenticate(`Bearer ${token}`),
+  };
+}
+
+describe("TokenReview cache", () => {
+  it("reviews with audience verso and reuses a caller's answer for 30 s", async () => {
+    const s = setup({ good: SHOP });
+    expect(await s.as("good")).toEqual({
+      ok: true,
+      caller: { namespace: "shop", serviceAccount: "default" },
+    });
+    expect(s.calls).toEqual([{ token: "good", audiences: ["verso"] }]);
+    s.at(29_999);
+    expect((await s.as("good")).ok).toBe(true);
+    expect(s.count("good")).toBe(1);
+    s.at(30_000);
+    expect((await s.as("good")).ok).toBe(true);
+    expect(s.count("good")).toBe(2);
+    // The new answer is kept for another 30 s from when it came.
+    s.at(59_999);
+    await s.as("good");
+    expect(s.count("good")).toBe(2);
+  });
+
+  it.each<[string, ReviewAnswer]>([
+    ["TokenInvalid", { authenticated: false, error: "invalid bearer token" }],
+    ["TokenInvalid", { ...SHOP, audiences: ["kubernetes"] }],
+    ["NotServiceAccount", { authenticated: true, username: "alice", audiences: ["verso"] }],
+  ])("reuses a refusal (%s) for 5 s only", async (reason, answer) => {
+    const s = setup({ bad: answer });
+    expect(await s.as("bad")).toMatchObject({ ok: false, failure: { reason } });
+    s.at(4_999);
+    expect(await s.as("bad")).toMatchObject({ ok: false, failure: { reason } });
+    expect(s.count("bad")).toBe(1);
+    s.at(5_000);
+    await s.as("bad");
+    expect(s.count("bad")).toBe(2);
+  });
+
+  it("never caches an unreachable apiserver, and caches the first real answer after it", async () => {
+    const answers: Record<string, ReviewAnswer | "down"> = { t: "down" };
+    const s = setup(answers);
+    for (let i = 0; i < 3; i++) {
+      expect(await s.as("t")).toMatchObject({
+        ok: false,
+        failure: { status: 503, reason: "ReviewUnavailable" },
+      });
+    }
+    expect(s.count("t")).toBe(3);
+    answers.t = SHOP;
+    expect((await s.as("t")).ok).toBe(true);
+    expect((await s.as("t")).ok).toBe(true);
+    expect(s.count("t")).toBe(4);
+  });
+
+  it("keys by the whole token: another token is reviewed on its own", async () => {
+    const s = setup({ a: SHOP, ab: { authenticated: false }, b: SHOP });
+    expect((await s.as("a")).ok).toBe(true);
+    expect((await s.as("ab")).ok).toBe(false);
+    expect((await s.as("b")).ok).toBe(true);
+    expect((await s.as("a")).ok).toBe(true);
+    expect([s.count("a"), s.count("ab"), s.count("b")]).toEqual([1, 1, 1]);
+  });
+
+  it("shares one review among concurrent requests for a token (a reconnect storm)", async () => {
+    const s = setup({ good: SHOP });
+    const results = await Promise.all(Array.from({ length: 20 }, () => s.as("good")));
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(s.count("good")).toBe(1);
+  });
+
+  it("refuses a missing or non-Bearer header without a review", async () => {
+    const r = reviewer({});
+    const auth = createAuthenticator(r.review);
+    for (const h of [undefined, "", "Basic YWxpY2U6cHc=", "Bearer "]) {
+      expect(await auth.authenticate(h)).toMatchObject({
+        ok: false,
+        failure: { reason: "NoToken" },
+      });
+    }
+    expect(r.calls).toEqual([]);
+  });
+});
