@@ -2,7 +2,8 @@
  * The controller's wiring: three watches (opted-in Namespaces, Deployments, injected Pods)
  * feed one in-memory view; any change marks its app dirty, and dirty apps get their routing
  * table rebuilt on the next turn of the event loop (so a burst of pod events is one table).
- * Every replica does this and serves streams; the leader also runs the release loop.
+ * Every replica does this and serves streams; the leader also runs the release loop, which
+ * leader election starts and stops.
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -38,7 +39,10 @@ export interface ControllerDeps {
   /** Scale superseded Deployments to 0 this long after a promotion; 0 = never touch them. */
   scaleDownDelayMs: number;
   hub?: RouteHub;
-  tickMs?: number;
+  /** Every app is reconciled this often while leading, as a net for missed events (default 30 s). */
+  resyncMs?: number;
+  /** Delay before a failed reconcile is retried (default 1 s). */
+  retryMs?: number;
   leaseDurationMs?: number;
   leaseRenewMs?: number;
   now?: () => number;
@@ -216,6 +220,7 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     identity: deps.identity,
     durationMs: deps.leaseDurationMs,
     renewMs: deps.leaseRenewMs,
+    onChange: (leading) => loop?.lead(leading),
   });
 
   const synced = Promise.all([namespaces.synced, deployments.synced, pods.synced]).then(
@@ -235,9 +240,12 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     state: stateOf,
     remembered: (uid) => remembered.get(uid),
     scaleDownDelayMs: deps.scaleDownDelayMs,
-    tickMs: deps.tickMs ?? 1_000,
+    resyncMs: deps.resyncMs ?? 30_000,
+    retryMs: deps.retryMs ?? 1_000,
     now,
   });
+  // Leadership won while the watches were still listing: start the loop now.
+  if (leader.isLeader()) loop.lead(true);
 
   return {
     hub,

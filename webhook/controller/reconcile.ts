@@ -1,7 +1,10 @@
 /**
- * The release loop (act layer). On every tick and on every change of an app, the leader
- * reads the release's status, measures when an interval is due, asks the pure step machine
- * what comes next, and writes status, Events and scale-downs. Non-leaders do nothing here.
+ * The release loop (act layer). On every change of an app, and when the app's next time-based
+ * deadline falls due, the leader reads the release's status, measures when an interval is
+ * due, asks the pure step machine what comes next, and writes status, Events and scale-downs.
+ * Each reconcile ends by asking `nextDueAt` when the app next needs attention and arms one
+ * timer for it (none for an app with nothing in progress); a slow resync of every app covers
+ * a missed event. Only while leading: losing the lease clears every timer.
  * One run per app at a time; the status written last is remembered until the watch catches
  * up, so a stale cache never replays a transition.
  */
@@ -14,7 +17,7 @@ import type { EventRef, KubeApi } from "./kube.ts";
 import type { MetricsSource, Target } from "./metrics/source.ts";
 import { resolvePolicy, selectRelease } from "./routes.ts";
 import { formatStatus, type ReleaseStatus } from "./status.ts";
-import { analysisDueAt, nextState } from "./step.ts";
+import { analysisDueAt, nextDueAt, nextState } from "./step.ts";
 import type { DeploymentView } from "./views.ts";
 
 export interface ReleaseLoopDeps {
@@ -26,14 +29,27 @@ export interface ReleaseLoopDeps {
   state: (namespace: string, app: string) => AppState;
   remembered: (uid: string) => ReleasePolicy | undefined;
   scaleDownDelayMs: number;
-  tickMs: number;
+  /** Every app is reconciled this often while leading, whatever its timers say. */
+  resyncMs: number;
+  /** Delay before an app whose reconcile failed, or whose due time passed unacted, runs again. */
+  retryMs: number;
   now: () => number;
+  /** Called as each reconcile starts (tests count them). */
+  onReconcile?: (namespace: string, app: string) => void;
 }
 
 export interface ReleaseLoop {
+  /** Reconcile the app now (something it watches changed). */
   poke(namespace: string, app: string): void;
+  /** Leadership gained (reconcile every app, start the resync) or lost (clear every timer). */
+  lead(leading: boolean): void;
+  /** Apps with a timer armed: the releases with time-based work ahead (0 on a follower). */
+  armed(): number;
   stop(): void;
 }
+
+/** setTimeout's ceiling (about 24.8 days); a later due time is re-armed by the resync anyway. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const refOf = (d: DeploymentView): EventRef => ({
   kind: "Deployment",
@@ -110,11 +126,13 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     return analyse(m, policy.gates, (status.step ?? 1) >= (policy.steps?.length ?? 1));
   }
 
-  async function reconcile(namespace: string, app: string): Promise<void> {
+  /** Reconciles one app; resolves to when it next needs attention (epoch ms), if ever. */
+  async function reconcile(namespace: string, app: string): Promise<number | undefined> {
+    deps.onReconcile?.(namespace, app);
     const state = deps.state(namespace, app);
     const choice = selectRelease(state.deployments);
     const d = choice.release;
-    if (!d) return;
+    if (!d) return undefined;
     for (const s of choice.superseded) {
       const k = `superseded/${s.uid}/${d.uid}`;
       if (warned.has(k) || !deps.isLeader()) continue;
@@ -210,23 +228,34 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
         });
       } catch (error) {
         log.warn("status write failed", { deployment: `${d.namespace}/${d.name}`, error });
-        return;
+        return deps.now() + deps.retryMs;
       }
       if (transition) await event(d, transition.type, transition.reason, transition.message);
     }
-    await scaleDown(d, state, next, now);
+    const othersRunning = await scaleDown(d, state, next, now);
+    return nextDueAt({
+      status: next,
+      policy,
+      ready: d.ready,
+      othersRunning,
+      scaleDownDelayMs: deps.scaleDownDelayMs,
+    });
   }
 
+  /** Scales the app's other Deployments to 0 once the delay after promotion is over; true while any still runs. */
   async function scaleDown(
     d: DeploymentView,
     state: AppState,
     status: ReleaseStatus,
     now: number,
-  ): Promise<void> {
-    if (deps.scaleDownDelayMs <= 0 || status.phase !== "Promoted" || !status.promotedAt) return;
-    if (now < Date.parse(status.promotedAt) + deps.scaleDownDelayMs) return;
-    for (const old of state.deployments) {
-      if (old.uid === d.uid || old.replicas === 0 || !deps.isLeader()) continue;
+  ): Promise<boolean> {
+    const others = state.deployments.filter((o) => o.uid !== d.uid && o.replicas > 0);
+    if (deps.scaleDownDelayMs <= 0 || status.phase !== "Promoted" || !status.promotedAt)
+      return others.length > 0;
+    if (now < Date.parse(status.promotedAt) + deps.scaleDownDelayMs) return others.length > 0;
+    let running = false;
+    for (const old of others) {
+      if (!deps.isLeader()) return running;
       try {
         await kube.scaleDeployment(old.namespace, old.name, 0);
         await event(
@@ -236,37 +265,82 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
           `scaled to 0: ${d.name} (version ${d.version}) was promoted at ${status.promotedAt}`,
         );
       } catch (error) {
+        running = true;
         log.warn("scale-down failed", { deployment: `${old.namespace}/${old.name}`, error });
       }
     }
+    return running;
+  }
+
+  let leading = false;
+  let resync: NodeJS.Timeout | undefined;
+  /** app key -> the one timer armed for its next due time. */
+  const timers = new Map<string, NodeJS.Timeout>();
+
+  function schedule(namespace: string, app: string, due: number | undefined): void {
+    const k = `${namespace}/${app}`;
+    clearTimeout(timers.get(k));
+    timers.delete(k);
+    if (due === undefined || stopped || !leading) return;
+    const now = deps.now();
+    // A due time already past means the reconcile could not act on it (a failed write or
+    // scale, a cache behind our own write): retry later rather than spin.
+    const delay = due > now ? Math.min(due - now, MAX_TIMER_MS) : deps.retryMs;
+    const timer = setTimeout(() => {
+      timers.delete(k);
+      run(namespace, app);
+    }, delay);
+    timer.unref();
+    timers.set(k, timer);
   }
 
   function run(namespace: string, app: string): void {
     const k = `${namespace}/${app}`;
-    if (stopped || !deps.isLeader()) return;
+    if (stopped || !leading || !deps.isLeader()) return;
     if (running.has(k)) {
       again.add(k);
       return;
     }
     const p = reconcile(namespace, app)
-      .catch((error) => log.error("release reconcile failed", { app: k, error }))
-      .finally(() => {
+      .catch((error) => {
+        log.error("release reconcile failed", { app: k, error });
+        return deps.now() + deps.retryMs;
+      })
+      .then((due) => {
         running.delete(k);
         if (again.delete(k)) run(namespace, app);
+        else schedule(namespace, app, due);
       });
     running.set(k, p);
   }
 
-  const timer = setInterval(() => {
+  const runAll = (): void => {
     for (const { namespace, app } of deps.apps()) run(namespace, app);
-  }, deps.tickMs);
-  timer.unref();
+  };
+
+  function lead(v: boolean): void {
+    if (stopped || v === leading) return;
+    leading = v;
+    if (v) {
+      resync = setInterval(runAll, deps.resyncMs);
+      resync.unref();
+      runAll();
+      return;
+    }
+    clearInterval(resync);
+    resync = undefined;
+    for (const t of timers.values()) clearTimeout(t);
+    timers.clear();
+    again.clear();
+  }
 
   return {
     poke: (namespace, app) => run(namespace, app),
+    lead,
+    armed: () => timers.size,
     stop() {
+      lead(false);
       stopped = true;
-      clearInterval(timer);
     },
   };
 }

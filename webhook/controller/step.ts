@@ -83,6 +83,57 @@ export function analysisDueAt(
   return ms(status.stepStartedAt, 0) + policy.intervalMs;
 }
 
+export interface DueInput {
+  /** The status in force once this reconcile's write is done. */
+  status: ReleaseStatus | undefined;
+  /** Undefined when no valid policy is in force: nothing then moves on a timer. */
+  policy: ReleasePolicy | undefined;
+  /** Every desired replica of the release is updated and ready. */
+  ready: boolean;
+  /** Another Deployment of the app still has replicas, so a scale-down has work left. */
+  othersRunning: boolean;
+  /** `--scale-down-delay`; 0 = never scale down. */
+  scaleDownDelayMs: number;
+}
+
+/**
+ * When the release next needs the loop although nothing it watches changes (epoch ms), or
+ * undefined when only a watched change can move it. The earliest of (mirrored in step.test.ts):
+ *
+ * | phase       | kind                 | ready | others running | due                                   |
+ * |-------------|----------------------|-------|----------------|---------------------------------------|
+ * | Progressing | canary with steps    | yes   | -              | stepStartedAt + interval (analysis)   |
+ * | Progressing | canary with steps    | no    | -              | lastProgressAt + deadline (+1 ms)     |
+ * | Pending     | any                  | no    | -              | lastProgressAt + deadline (+1 ms)     |
+ * | Promoted    | any, scale-down on   | -     | yes            | promotedAt + scale-down delay         |
+ * | otherwise   |                      |       |                | none                                  |
+ *
+ * Readiness decides between analysis and deadline because `decide` does: an unready release
+ * is never measured and a ready one never times out without an analysis; a flip of readiness
+ * arrives as a watch event. The deadline counts once it is strictly exceeded, hence +1 ms.
+ */
+export function nextDueAt(input: DueInput): number | undefined {
+  const { status, policy } = input;
+  if (!status || !policy) return undefined;
+  const due: number[] = [];
+  const deadline = Date.parse(status.lastProgressAt) + policy.progressDeadlineMs + 1;
+  const automated = policy.strategy === "canary" && policy.steps !== undefined;
+  if (status.phase === "Progressing" && automated) {
+    due.push(input.ready ? (analysisDueAt(status, policy) ?? NaN) : deadline);
+  }
+  if (status.phase === "Pending" && !input.ready) due.push(deadline);
+  if (
+    status.phase === "Promoted" &&
+    input.scaleDownDelayMs > 0 &&
+    input.othersRunning &&
+    status.promotedAt !== undefined
+  ) {
+    due.push(Date.parse(status.promotedAt) + input.scaleDownDelayMs);
+  }
+  const finite = due.filter(Number.isFinite);
+  return finite.length > 0 ? Math.min(...finite) : undefined;
+}
+
 function decide(input: StepInput, prev: ReleaseStatus): ReleaseStatus {
   const { policy, release, analysis, now } = input;
   const s: ReleaseStatus = { ...prev };
