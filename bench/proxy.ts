@@ -7,16 +7,26 @@
  *   nginx         client -> nginx (worker_processes 1, upstream keepalive) -> app
  * For each: max throughput (wrk, 1 thread, 32 connections), then latency at a fixed open-loop
  * rate (default 1,000 req/s, measured from each request's scheduled send time, so a stall
- * is not hidden), and the proxy's RSS idle and peak under load.
+ * is not hidden), and the proxy's RSS idle and peak under load (total, and the anonymous part:
+ * the rest is the node binary's own pages mapped from its file).
  *
- *   node bench/proxy.ts [--seconds 8] [--rate 1000] [--only direct,verso-local]
+ * "On the same core": with 2+ CPUs every proxy (verso, http-proxy, nginx) is pinned to the
+ * last CPU and the app, wrk and this script to the others, so each proxy gets exactly one core
+ * and none competes with the load it serves. The proxy's CPU use during the max run is
+ * reported too: a proxy under 100% was held back by the app or the load generator, and
+ * req/s per proxy CPU-second compares cores fairly in that case.
+ *
+ *   node bench/proxy.ts [--seconds 8] [--rate 1000] [--only direct,verso-local] [--no-pin]
+ *                       [--no-runtime-env] [--proxy-node-flags=...]
  * Needs wrk (apt-get install -y wrk); nginx is skipped with a note when it is not installed.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
+import { PROXY_RUNTIME_ENV } from "../shared/pod-env.ts";
 import { NODE, REPO_ROOT, SIDECAR_MAIN } from "../test/harness/paths.ts";
 import { freePort, sleep, waitFor } from "../test/harness/ports.ts";
 import {
@@ -28,6 +38,7 @@ import {
 import { makeDir } from "../test/process/sidecar-fixture.ts";
 
 const { values } = parseArgs({
+  allowNegative: true,
   options: {
     seconds: { type: "string", default: "8" },
     rate: { type: "string", default: "1000" },
@@ -35,6 +46,10 @@ const { values } = parseArgs({
     only: { type: "string" },
     // The image runs compiled JS (Dockerfile.sidecar); `--ts` measures `npm run sidecar` instead.
     ts: { type: "boolean", default: false },
+    pin: { type: "boolean", default: true },
+    // The proxy runs with the env the webhook injects (PROXY_RUNTIME_ENV); --no-runtime-env
+    // measures Node's defaults instead.
+    "runtime-env": { type: "boolean", default: true },
     // Extra node flags for the verso proxies, e.g. "--max-semi-space-size=1".
     "proxy-node-flags": { type: "string", default: "" },
   },
@@ -43,6 +58,11 @@ const SECONDS = Number(values.seconds);
 const RATE = Number(values.rate);
 const CONNECTIONS = Number(values.connections);
 const HOST = "127.0.4.1";
+const CPUS = availableParallelism();
+const PIN = values.pin && CPUS >= 2;
+/** taskset CPU lists: proxies on the last CPU, everything else on the rest. */
+const PROXY_CPU = String(CPUS - 1);
+const LOAD_CPUS = `0-${CPUS - 2}`;
 installExitHandlers({ signals: true });
 const dir = makeDir("verso-bench-");
 
@@ -51,6 +71,15 @@ if (!has("wrk")) {
   console.error("wrk is required: apt-get install -y wrk");
   process.exit(2);
 }
+if (PIN && !has("taskset")) {
+  console.error("taskset is required to pin (apt-get install -y util-linux), or pass --no-pin");
+  process.exit(2);
+}
+// This script drives the open-loop load: it belongs with wrk and the app, off the proxies' core.
+if (PIN) spawnSync("taskset", ["-a", "-p", "-c", LOAD_CPUS, String(process.pid)]);
+/** `command args` on `cpus` when pinning (taskset execs, so the pid stays the program's). */
+const pinned = (cpus: string, command: string, args: string[]): [string, string[]] =>
+  PIN ? ["taskset", ["-c", cpus, command, ...args]] : [command, args];
 
 /** Compile sidecar/ and shared/ as the image does, so the numbers are those of what ships. */
 function proxyMain(): string {
@@ -67,18 +96,29 @@ function proxyMain(): string {
   return join(out, "sidecar", "main.js");
 }
 
-function rssOf(pids: number[]): number {
-  let total = 0;
+interface Mem {
+  rss: number;
+  /** Private memory; rss minus this is file-backed (the executable's pages). */
+  anon: number;
+}
+
+function memOf(pids: number[]): Mem {
+  const total = { rss: 0, anon: 0 };
   for (const pid of pids) {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-      if (m) total += Number(m[1]) * 1024;
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const kb = (field: string) =>
+        Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+      total.rss += kb("VmRSS") * 1024;
+      total.anon += kb("RssAnon") * 1024;
     } catch {
       // gone
     }
   }
   return total;
 }
+
+const maxMem = (a: Mem, b: Mem): Mem => (b.rss > a.rss ? b : a);
 
 /** Process ids of `pid` and its descendants (nginx workers, node under `ip netns exec`). */
 function tree(pid: number): number[] {
@@ -87,12 +127,19 @@ function tree(pid: number): number[] {
   return pids.length > 0 ? pids : [pid];
 }
 
-function spawnNode(name: string, args: string[]): ManagedProcess {
+function spawnNode(
+  name: string,
+  args: string[],
+  cpus = LOAD_CPUS,
+  env: Record<string, string> = {},
+): ManagedProcess {
+  const [command, argv] = pinned(cpus, NODE, args);
   return startProcess({
     name,
-    command: NODE,
-    args,
+    command,
+    args: argv,
     cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
     logFile: join(dir, `${name}.log`),
   });
 }
@@ -141,24 +188,29 @@ http.createServer((req, res) => { req.resume(); res.setHeader("content-type", "t
     const admin = await freePort(host);
     const file = join(dir, `${name}.json`);
     writeFileSync(file, JSON.stringify({ ...routes, hopKey }));
-    const proc = spawnNode(name, [
-      ...(values["proxy-node-flags"] ?? "").split(" ").filter(Boolean),
-      main,
-      "--listen",
-      `${host}:${p}`,
-      "--app",
-      app,
-      "--admin",
-      `${host}:${admin}`,
-      "--app-name",
-      "bench",
-      "--version",
-      version,
-      "--routes",
-      file,
-      "--log-level",
-      "warn",
-    ]);
+    const proc = spawnNode(
+      name,
+      [
+        ...(values["proxy-node-flags"] ?? "").split(" ").filter(Boolean),
+        main,
+        "--listen",
+        `${host}:${p}`,
+        "--app",
+        app,
+        "--admin",
+        `${host}:${admin}`,
+        "--app-name",
+        "bench",
+        "--version",
+        version,
+        "--routes",
+        file,
+        "--log-level",
+        "warn",
+      ],
+      PROXY_CPU,
+      values["runtime-env"] ? PROXY_RUNTIME_ENV : {},
+    );
     await listening(`http://${host}:${admin}/ready`);
     return { url: `http://${host}:${p}/`, pid: proc.pid, port: p };
   };
@@ -181,11 +233,11 @@ http.createServer((req, res) => { req.resume(); res.setHeader("content-type", "t
   targets.push({ name: "verso-forward", url: a.url, pids: [a.pid, b.pid] });
 
   const hpPort = await freePort("127.0.4.5");
-  const hp = spawnNode("http-proxy", [
-    join(REPO_ROOT, "bench", "http-proxy-server.ts"),
-    `127.0.4.5:${hpPort}`,
-    app,
-  ]);
+  const hp = spawnNode(
+    "http-proxy",
+    [join(REPO_ROOT, "bench", "http-proxy-server.ts"), `127.0.4.5:${hpPort}`, app],
+    PROXY_CPU,
+  );
   await listening(`http://127.0.4.5:${hpPort}/`);
   targets.push({ name: "http-proxy", url: `http://127.0.4.5:${hpPort}/`, pids: [hp.pid] });
 
@@ -219,12 +271,15 @@ http {
   }
 }\n`,
     );
-    const nginx = startProcess({
-      name: "nginx",
-      command: has("nginx") ? "nginx" : "/usr/sbin/nginx",
-      args: ["-c", conf, "-p", dir, "-g", "daemon off;"],
-      logFile: join(dir, "nginx.log"),
-    });
+    const [command, args] = pinned(PROXY_CPU, "nginx", [
+      "-c",
+      conf,
+      "-p",
+      dir,
+      "-g",
+      "daemon off;",
+    ]);
+    const nginx = startProcess({ name: "nginx", command, args, logFile: join(dir, "nginx.log") });
     await listening(`http://127.0.4.6:${port}/`);
     targets.push({ name: "nginx", url: `http://127.0.4.6:${port}/`, pids: tree(nginx.pid) });
   } else {
@@ -248,9 +303,14 @@ function cpuOf(pids: number[]): number {
 }
 
 function wrk(url: string): { rps: number; p50: number; p99: number; requests: number } {
-  const out = spawnSync("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", url], {
-    encoding: "utf8",
-  }).stdout;
+  const [command, args] = pinned(LOAD_CPUS, "wrk", [
+    "-t1",
+    `-c${CONNECTIONS}`,
+    `-d${SECONDS}s`,
+    "--latency",
+    url,
+  ]);
+  const out = spawnSync(command, args, { encoding: "utf8" }).stdout;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
   const ms = (label: string) => {
     const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
@@ -306,55 +366,74 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   let direct = { p50: 0, p99: 0 };
   let directMax = { p50: 0, p99: 0 };
-  const results: Record<string, { rps: number }> = {};
+  const results: Record<string, { rps: number; cpuShare: number }> = {};
   // Idle: started, table loaded, one request served (no load yet).
   await sleep(500);
-  const idleOf = new Map(targets.map((t) => [t.name, rssOf(t.pids)]));
+  const idleOf = new Map(targets.map((t) => [t.name, memOf(t.pids)]));
   for (const t of targets) {
     // Warm up (JIT, pools) before measuring.
-    spawnSync("wrk", ["-t1", "-c8", "-d1s", t.url]);
+    spawnSync(...pinned(LOAD_CPUS, "wrk", ["-t1", "-c8", "-d1s", t.url]));
     await sleep(300);
-    const idle = idleOf.get(t.name) ?? 0;
-    let peak = rssOf(t.pids);
-    const sampler = setInterval(() => (peak = Math.max(peak, rssOf(t.pids))), 200);
+    const idle = idleOf.get(t.name) ?? { rss: 0, anon: 0 };
+    let peak = memOf(t.pids);
+    const sample = () => (peak = maxMem(peak, memOf(t.pids)));
+    const sampler = setInterval(sample, 200);
     const cpu0 = cpuOf(t.pids);
     const max = await new Promise<ReturnType<typeof wrk>>((r) => setImmediate(() => r(wrk(t.url))));
-    const cpuPerReq = t.pids.length ? ((cpuOf(t.pids) - cpu0) / max.requests) * 1e6 : NaN;
+    const cpuUsed = cpuOf(t.pids) - cpu0;
     clearInterval(sampler);
     await sleep(500);
-    const sampler2 = setInterval(() => (peak = Math.max(peak, rssOf(t.pids))), 200);
+    const sampler2 = setInterval(sample, 200);
     const fixed = await fixedRate(t.url);
     clearInterval(sampler2);
     if (t.name === "direct") {
       direct = fixed;
       directMax = max;
     }
-    results[t.name] = max;
-    const added = (a: number, b: number) => (t.name === "direct" ? "-" : (a - b).toFixed(3));
+    const proxied = t.pids.length > 0;
+    const cpuShare = proxied ? cpuUsed / SECONDS : NaN;
+    results[t.name] = { rps: max.rps, cpuShare };
+    const added = (a: number, b: number) => (proxied ? (a - b).toFixed(3) : "-");
+    const or = (ok: boolean, text: () => string) => (ok ? text() : "-");
     rows.push(
-      `| ${t.name} | ${max.rps.toFixed(0)} | ${max.p50.toFixed(2)} / ${max.p99.toFixed(2)} | ` +
-        `${fixed.p50.toFixed(3)} / ${fixed.p99.toFixed(3)} | ${added(fixed.p50, direct.p50)} / ${added(fixed.p99, direct.p99)} | ` +
-        `${added(max.p99, directMax.p99)} | ${Number.isNaN(cpuPerReq) ? "-" : cpuPerReq.toFixed(0)} | ${t.pids.length ? `${mb(idle)} / ${mb(peak)}` : "-"} | ${fixed.errors} |`,
+      [
+        t.name,
+        max.rps.toFixed(0),
+        or(proxied, () => (cpuShare * 100).toFixed(0)),
+        or(proxied, () => ((cpuUsed / max.requests) * 1e6).toFixed(0)),
+        `${max.p50.toFixed(2)} / ${max.p99.toFixed(2)}`,
+        `${fixed.p50.toFixed(3)} / ${fixed.p99.toFixed(3)}`,
+        `${added(fixed.p50, direct.p50)} / ${added(fixed.p99, direct.p99)}`,
+        added(max.p99, directMax.p99),
+        or(proxied, () => `${mb(idle.rss)} / ${mb(peak.rss)}`),
+        or(proxied, () => `${mb(idle.anon)} / ${mb(peak.anon)}`),
+        String(fixed.errors),
+      ].join(" | "),
     );
     console.error(`done: ${t.name}`);
   }
   console.log(
     `\nproxy benchmark: ${SECONDS}s per run, wrk -t1 -c${CONNECTIONS} for max, ${RATE} req/s open loop for latency, ` +
-      `node ${process.version}, proxy from ${values.ts ? "TypeScript (type stripping)" : "compiled JS"}, ${new Date().toISOString()}\n`,
+      `node ${process.version}, proxy from ${values.ts ? "TypeScript (type stripping)" : "compiled JS"}, ` +
+      `proxy env ${values["runtime-env"] ? JSON.stringify(PROXY_RUNTIME_ENV) : "Node defaults"}, ${PIN ? `proxies pinned to CPU ${PROXY_CPU}, load and app on CPU ${LOAD_CPUS}` : "not pinned"}, ${new Date().toISOString()}\n`,
   );
   console.log(
-    "| path | max req/s | max p50 / p99 ms | @rate p50 / p99 ms | added @rate p50 / p99 ms | added max p99 ms | proxy CPU µs/req | RSS idle / peak MB | errors |",
+    "| path | max req/s | proxy CPU % | proxy CPU µs/req | max p50 / p99 ms | @rate p50 / p99 ms | added @rate p50 / p99 ms | added max p99 ms | RSS idle / peak MB | private idle / peak MB | errors |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|");
-  for (const r of rows) console.log(r);
-  const nginx = results["nginx"]?.rps;
-  const local = results["verso-local"]?.rps;
-  if (nginx && local)
-    console.log(`\nverso-local / nginx throughput: ${(local / nginx).toFixed(2)}`);
-  if (results["http-proxy"] && local)
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const r of rows) console.log(`| ${r} |`);
+  const ratio = (a: string, b: string) => {
+    const x = results[a];
+    const y = results[b];
+    if (!x || !y) return;
     console.log(
-      `verso-local / http-proxy throughput: ${(local / results["http-proxy"].rps).toFixed(2)}`,
+      `${a} / ${b}: throughput ${(x.rps / y.rps).toFixed(2)}, ` +
+        `per proxy CPU-second ${(x.rps / x.cpuShare / (y.rps / y.cpuShare)).toFixed(2)}`,
     );
+  };
+  console.log("");
+  ratio("verso-local", "nginx");
+  ratio("verso-local", "http-proxy");
 }
 
 main()

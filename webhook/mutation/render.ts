@@ -10,6 +10,7 @@ import {
   PROXY_CONTAINER,
   PROXY_PORT,
   PROXY_PORT_NAME,
+  PROXY_RUNTIME_ENV,
   TOKEN_AUDIENCE,
   TOKEN_MOUNT_DIR,
   TOKEN_PATH,
@@ -59,6 +60,7 @@ function proxyEnv(plan: Plan, config: InjectConfig): JsonObject[] {
   if (Object.keys(plan.probes).length > 0) {
     env.push({ name: ENV.probes, value: JSON.stringify(plan.probes) });
   }
+  for (const [name, value] of Object.entries(PROXY_RUNTIME_ENV)) env.push({ name, value });
   return env;
 }
 
