@@ -9,6 +9,7 @@ describe("parseConfig", () => {
     expect(c.value.listen).toEqual({ host: "127.0.0.1", port: 9443 });
     expect(c.value.tls).toBeUndefined();
     expect(c.value.controller).toBe(true);
+    expect(c.value.drainDelayMs).toBe(5_000);
     expect(c.value.inject).toMatchObject({
       proxyImage: "verso/sidecar:0.1.0",
       capture: "iptables",
@@ -37,6 +38,15 @@ describe("parseConfig", () => {
   });
 
   it.each([
+    [["--drain-delay", "1s"], 1_000],
+    [["--drain-delay", "250ms"], 250],
+    [["--drain-delay", "0"], 0],
+  ])("%j sets the drain delay", (argv, ms) => {
+    const c = parseConfig(argv, {});
+    expect(c.ok && c.value.drainDelayMs).toBe(ms);
+  });
+
+  it.each([
     [["--listen", "nope"]],
     [["--tls-cert", "a.pem"]],
     [["--capture", "ebpf"]],
@@ -44,6 +54,7 @@ describe("parseConfig", () => {
     [["--log-level", "loud"]],
     [["--proxy-cpu", "lots"]],
     [["--controller-url", "verso:443"]],
+    [["--drain-delay", "5"]],
     [["--unknown-flag"]],
   ])("rejects %j with a message", (argv) => {
     const c = parseConfig(argv, {});

@@ -3,6 +3,7 @@
  * VERSO_WEBHOOK_PROXY_IMAGE), else the default. Parsed once in main, frozen, passed down.
  */
 import { parseArgs } from "node:util";
+import { parseDuration } from "../shared/duration.ts";
 import { err, ok, type Result } from "../shared/errors.ts";
 import { isLogLevel, type LogLevel } from "../shared/log.ts";
 import { splitHostPort } from "../shared/net.ts";
@@ -32,6 +33,8 @@ export interface WebhookConfig {
   readonly controllerCaFile: string | undefined;
   /** Fallback poll for certificate changes, for filesystems where fs.watch misses events. */
   readonly tlsPollMs: number;
+  /** After SIGTERM: how long to answer /readyz 503 while still serving, before closing. */
+  readonly drainDelayMs: number;
   readonly inject: InjectConfig;
   /** The controller's own flags (webhook/controller/index.ts). */
   readonly controllerOptions: ControllerOptions;
@@ -59,6 +62,7 @@ const OPTIONS = {
   "proxy-cpu-limit": { type: "string" },
   "proxy-memory-limit": { type: "string" },
   "tls-poll-interval-ms": { type: "string" },
+  "drain-delay": { type: "string" },
   ...CONTROLLER_FLAGS,
 } as const;
 
@@ -139,6 +143,10 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
     return err(`--tls-poll-interval-ms ${pollText}: use an integer of at least 100`);
   }
 
+  const drainText = get("drain-delay") ?? "5s";
+  const drainDelay = drainText === "0" ? ok(0) : parseDuration(drainText);
+  if (!drainDelay.ok) return err(`--drain-delay: ${drainDelay.error}`);
+
   const inject: InjectConfig = Object.freeze({
     proxyImage: get("proxy-image") ?? DEFAULT_INJECT.proxyImage,
     capture,
@@ -171,6 +179,7 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
       logLevel,
       maxBodyBytes: MAX_BODY_BYTES,
       tlsPollMs,
+      drainDelayMs: drainDelay.value,
       controllerCaFile: get("controller-ca"),
       inject,
       controllerOptions: controllerOptions.value,
@@ -192,6 +201,8 @@ export const USAGE = `npm run webhook -- [flags]   (each flag also reads env ${e
                                 (cert-manager's ca.crt in the serving Secret)
   --namespace NS                own namespace, never injected (default $POD_NAMESPACE or verso-system)
   --proxy-log-level LEVEL       proxies' default log level (default info)
+  --drain-delay DUR             after SIGTERM, answer /readyz 503 but keep serving for DUR, then
+                                stop accepting (default 5s; 0: stop at once)
   --proxy-cpu Q --proxy-memory Q --proxy-cpu-limit Q --proxy-memory-limit Q
                                 proxy resources (default 50m/96Mi requests, 500m/256Mi limits)
 ${CONTROLLER_USAGE}`;

@@ -43,14 +43,18 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
-  const shutdown = (signal: string): void => {
+  const shutdown = (signal: string, drainDelayMs: number): void => {
     if (stopping) return;
     stopping = true;
     logger.info("shutting down", { signal });
-    void Promise.allSettled([controller?.stop(), server.close()]).then(() => process.exit(0));
+    void Promise.allSettled([controller?.stop(), server.close(drainDelayMs)]).then(() =>
+      process.exit(0),
+    );
   };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  // SIGTERM is the kubelet's: drain first, as endpoints take a moment to drop this pod. SIGINT
+  // is a person at a terminal, with nobody routing to this process but them.
+  process.on("SIGTERM", () => shutdown("SIGTERM", config.drainDelayMs));
+  process.on("SIGINT", () => shutdown("SIGINT", 0));
 }
 
 main().catch((e: unknown) => {

@@ -324,7 +324,7 @@ afterAll(() => {
 });
 
 /** `node webhook/main.ts` with a self-signed pair in `dir`; resolves once it serves. */
-async function startMain(dir: string) {
+async function startMain(dir: string, extra: string[] = []) {
   const child = spawn(
     process.execPath,
     [
@@ -336,6 +336,7 @@ async function startMain(dir: string) {
       dir,
       "--log-level",
       "info",
+      ...extra,
     ],
     { cwd: join(import.meta.dirname, "..", ".."), stdio: ["ignore", "ignore", "pipe"] },
   );
@@ -355,10 +356,45 @@ async function startMain(dir: string) {
   return { child, url, out, exited };
 }
 
+type Answer = { status: number; connection: string | undefined; text: string };
+
+/**
+ * One request on `agent`, answered with the Connection header that send() does not return.
+ * `held`: only the headers go out (Expect: 100-continue); the body waits for finish().
+ */
+function exchange(agent: Agent, url: string, method: string, body?: string, held = false) {
+  const payload = body === undefined ? undefined : Buffer.from(body);
+  const req = request(url, {
+    method,
+    agent,
+    headers: payload && {
+      "content-type": "application/json",
+      "content-length": String(payload.length),
+      ...(held ? { expect: "100-continue" } : {}),
+    },
+  });
+  req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${url}: timed out`)));
+  const answer = new Promise<Answer>((resolve, reject) => {
+    req.on("error", reject);
+    req.once("response", (res) => {
+      let text = "";
+      res.setEncoding("utf8").on("data", (c: string) => (text += c));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, text }),
+      );
+    });
+  });
+  // 100 Continue: the server has parsed the headers, so the request is in flight.
+  const continued = new Promise((resolve) => req.once("continue", resolve));
+  if (held) req.flushHeaders();
+  else req.end(payload);
+  return { answer, continued, finish: () => req.end(payload) };
+}
+
 describe("node webhook/main.ts (the real process)", () => {
   it("starts with a self-signed pair, answers admission, exits 0 on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "verso-webhook-main-"));
-    const { child, url, out, exited } = await startMain(dir);
+    const { child, url, out, exited } = await startMain(dir, ["--drain-delay", "0"]);
     expect(out.stderr).toContain(join(dir, "cert.pem"));
     const agent = makeAgent(readFileSync(join(dir, "cert.pem"), "utf8"));
     try {
@@ -376,34 +412,20 @@ describe("node webhook/main.ts (the real process)", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("drains on SIGTERM: in-flight work answered, open connections get /readyz 503 and /healthz 200, new ones are refused", async () => {
+  it("drains on SIGTERM: /readyz 503 while new connections are still served (Connection: close) for --drain-delay, then refused; in-flight work answered; exit 0", async () => {
     const dir = mkdtempSync(join(tmpdir(), "verso-webhook-drain-"));
-    const { child, url, out, exited } = await startMain(dir);
+    // Long enough for a few TLS handshakes on a loaded machine; nothing below sleeps it out.
+    const { child, url, out, exited } = await startMain(dir, ["--drain-delay", "2s"]);
     const caPem = readFileSync(join(dir, "cert.pem"), "utf8");
-    // One keep-alive connection: the in-flight request's, reused for the probes after it.
-    const agent = makeAgent(caPem, 1);
+    const held = makeAgent(caPem, 1);
+    const fresh = makeAgent(caPem);
     try {
-      const body = Buffer.from(JSON.stringify(review(samplePod(), { uid: "in-flight" })));
-      const inflight = request(`${url}/mutate`, {
-        method: "POST",
-        agent,
-        headers: {
-          "content-type": "application/json",
-          "content-length": String(body.length),
-          expect: "100-continue",
-        },
-      });
-      const answered = new Promise<{ status: number; json: unknown }>((resolve, reject) => {
-        inflight.on("error", reject);
-        inflight.once("response", (res) => {
-          let text = "";
-          res.setEncoding("utf8").on("data", (c: string) => (text += c));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
-        });
-      });
-      inflight.flushHeaders();
-      // 100 Continue: the server has parsed the headers, so the request is in flight.
-      await new Promise((resolve) => inflight.once("continue", resolve));
+      // In flight from before SIGTERM until after the listener has closed.
+      const body = JSON.stringify(review(samplePod(), { uid: "in-flight" }));
+      const inflight = exchange(held, `${url}/mutate`, "POST", body, true);
+      // Awaited below; if a step before fails, its rejection must not surface as unhandled.
+      inflight.answer.catch(() => undefined);
+      await inflight.continued;
 
       child.kill("SIGTERM");
       await waitFor(
@@ -413,34 +435,52 @@ describe("node webhook/main.ts (the real process)", () => {
         20,
       );
 
-      inflight.end(body);
-      const r = await answered;
-      expect(r.status).toBe(200);
-      expect(responseOf(r.json)).toMatchObject({ uid: "in-flight", allowed: true });
+      // New connections during the delay: not ready, yet admission is answered, and every
+      // answer ends its connection, so each request here opens a new one.
+      const ready = await exchange(fresh, `${url}/readyz`, "GET").answer;
+      expect(ready).toEqual({ status: 503, connection: "close", text: "not ready: draining\n" });
+      const admitted = await exchange(
+        fresh,
+        `${url}/mutate`,
+        "POST",
+        JSON.stringify(review(samplePod(), { uid: "during-drain" })),
+      ).answer;
+      expect([admitted.status, admitted.connection]).toEqual([200, "close"]);
+      expect(responseOf(JSON.parse(admitted.text))).toMatchObject({
+        uid: "during-drain",
+        allowed: true,
+        patchType: "JSONPatch",
+      });
+      const healthy = await exchange(fresh, `${url}/healthz`, "GET").answer;
+      expect(healthy).toEqual({ status: 200, connection: "close", text: "ok\n" });
+      expect(child.exitCode).toBe(null);
+      expect(out.stderr).not.toMatch(/no longer accepting/); // all of the above was in the delay
 
-      const ready = await send(agent, `${url}/readyz`, "GET");
-      expect([ready.status, ready.body]).toEqual([503, "not ready: draining\n"]);
-      const healthy = await send(agent, `${url}/healthz`, "GET");
-      expect([healthy.status, healthy.body]).toEqual([200, "ok\n"]);
-      expect(child.exitCode).toBe(null); // still draining while a connection is open
+      // After the delay: new connections are refused.
+      await waitFor(
+        "the listener-closed log line",
+        async () => /no longer accepting connections/.test(out.stderr) || undefined,
+        10_000,
+        20,
+      );
+      await expect(exchange(fresh, `${url}/readyz`, "GET").answer).rejects.toMatchObject({
+        code: "ECONNREFUSED",
+      });
 
-      const fresh = makeAgent(caPem);
-      try {
-        await expect(send(fresh, `${url}/readyz`, "GET")).rejects.toMatchObject({
-          code: "ECONNREFUSED",
-        });
-      } finally {
-        fresh.destroy();
-      }
-      // The open keep-alive connection does not hold the process: it is cut after the drain
-      // period (5 s) and the process exits 0.
+      // The request in flight since before SIGTERM is still answered, and ends its connection.
+      inflight.finish();
+      const r = await inflight.answer;
+      expect([r.status, r.connection]).toEqual([200, "close"]);
+      expect(responseOf(JSON.parse(r.text))).toMatchObject({ uid: "in-flight", allowed: true });
+
       const code = await Promise.race([
         exited,
-        new Promise((r) => setTimeout(r, 15_000, "still running 15 s after SIGTERM")),
+        new Promise((resolve) => setTimeout(resolve, 15_000, "still running 15 s after SIGTERM")),
       ]);
       expect(code).toBe(0);
     } finally {
-      agent.destroy();
+      held.destroy();
+      fresh.destroy();
     }
     rmSync(dir, { recursive: true, force: true });
   });

@@ -12,6 +12,7 @@ import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import express, { type ErrorRequestHandler, type RequestHandler, type Response } from "express";
 import type { Registry } from "prom-client";
 import { VersoError } from "../../shared/errors.ts";
@@ -42,14 +43,21 @@ export interface WebhookServer {
   /** /readyz answers 503 while any check returns false. */
   addReadinessCheck(name: string, check: () => boolean): void;
   reloadTls(): Promise<boolean>;
-  close(): Promise<void>;
+  /**
+   * Drain, then stop. At once: /readyz 503 and `Connection: close` on every answer, while new
+   * connections are still accepted for `drainDelayMs` (the time it takes the endpoint removal
+   * to reach the apiserver and kube-proxy, and the kubelet to see the 503). Then the listener
+   * closes, idle connections are closed, and requests in flight get up to 5 s.
+   */
+  close(drainDelayMs?: number): Promise<void>;
 }
 
 // Longer than Go's idle-connection timeout (90s) used by the apiserver's webhook client, so the
 // client, not us, closes idle connections; otherwise a request racing our close fails and
 // failurePolicy Ignore would admit that pod uninjected.
 const KEEP_ALIVE_MS = 120_000;
-const DRAIN_MS = 5_000;
+/** After the listener closes: how long requests in flight may take before they are cut. */
+const GRACE_MS = 5_000;
 
 function rejectWith(
   res: Response,
@@ -121,6 +129,24 @@ export async function startServer(
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
+  // A keep-alive client (the apiserver) sends its next request on a connection it already has,
+  // past any endpoint change: while draining, each answer tells it to open a new one, which
+  // lands on another replica. Answers still pending when the drain starts say so too, so their
+  // connections end with them and do not hold the exit until the grace runs out.
+  const pending = new Set<Response>();
+  app.use((_req, res, next) => {
+    if (draining) res.setHeader("Connection", "close");
+    else {
+      pending.add(res);
+      res.once("close", () => pending.delete(res));
+    }
+    next();
+  });
+  const startDraining = (): void => {
+    draining = true;
+    for (const res of pending) if (!res.headersSent) res.setHeader("Connection", "close");
+    pending.clear();
+  };
 
   app.get("/healthz", (_req, res) => {
     res.type("text/plain").send("ok\n");
@@ -269,18 +295,25 @@ export async function startServer(
       readiness.set(name, check);
     },
     reloadTls: () => reloader.reload(),
-    close: () => {
-      closing ??= new Promise<void>((resolve) => {
-        draining = true;
+    close: (drainDelayMs = 0) => {
+      closing ??= (async () => {
+        startDraining();
+        if (drainDelayMs > 0) {
+          logger.info("draining: /readyz answers 503, still serving", { drainDelayMs });
+          await sleep(drainDelayMs);
+        }
         reloader.stop();
-        const force = setTimeout(() => server.closeAllConnections(), DRAIN_MS);
-        force.unref();
-        server.close(() => {
-          clearTimeout(force);
-          resolve();
+        logger.info("no longer accepting connections", { graceMs: GRACE_MS });
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => server.closeAllConnections(), GRACE_MS);
+          force.unref();
+          server.close(() => {
+            clearTimeout(force);
+            resolve();
+          });
+          server.closeIdleConnections();
         });
-        server.closeIdleConnections();
-      });
+      })();
       return closing;
     },
   };

@@ -1,7 +1,8 @@
 /**
  * The TokenReview cache with a hand-driven clock and a counting review function: how long an
  * answer is reused (30 s for a caller, 5 s for a refusal, never for an unreachable apiserver)
- * and what it is keyed by. The HTTP edge over it is in test/process/controller-stream.test.ts.
+ * what it is keyed by, and how it stays bounded. The HTTP edge over it is in
+ * test/process/controller-stream.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import { createAuthenticator, type ReviewAnswer } from "./tokenReview.ts";
@@ -24,16 +25,19 @@ function reviewer(answers: Record<string, ReviewAnswer | "down">) {
   return { review, calls, count: (token: string) => calls.filter((c) => c.token === token).length };
 }
 
-function setup(answers: Record<string, ReviewAnswer | "down">) {
+function setup(answers: Record<string, ReviewAnswer | "down">, maxEntries?: number) {
   let t = 1_000_000;
   const r = reviewer(answers);
-  const auth = createAuthenticator(r.review, { now: () => t });
+  const auth = createAuthenticator(r.review, { now: () => t, maxEntries });
   return {
     ...r,
     at: (ms: number) => (t = 1_000_000 + ms),
     as: (token: string) => auth.authenticate(`Bearer ${token}`),
+    cached: () => auth.cached(),
   };
 }
+
+const REFUSED: ReviewAnswer = { authenticated: false, error: "invalid bearer token" };
 
 describe("TokenReview cache", () => {
   it("reviews with audience verso and reuses a caller's answer for 30 s", async () => {
@@ -100,6 +104,67 @@ describe("TokenReview cache", () => {
     const results = await Promise.all(Array.from({ length: 20 }, () => s.as("good")));
     expect(results.every((r) => r.ok)).toBe(true);
     expect(s.count("good")).toBe(1);
+  });
+
+  it("drops an expired answer when it is looked up, even if the new review fails", async () => {
+    const answers: Record<string, ReviewAnswer | "down"> = { good: SHOP };
+    const s = setup(answers);
+    await s.as("good");
+    expect(s.cached()).toBe(1);
+    answers.good = "down";
+    s.at(30_000);
+    expect(await s.as("good")).toMatchObject({
+      ok: false,
+      failure: { reason: "ReviewUnavailable" },
+    });
+    expect(s.cached()).toBe(0);
+  });
+
+  it("sweeps expired answers and refusals when a new one is stored", async () => {
+    const answers: Record<string, ReviewAnswer | "down"> = {};
+    for (let i = 0; i < 50; i++) answers[`good-${i}`] = SHOP;
+    for (let i = 0; i < 50; i++) answers[`bad-${i}`] = REFUSED;
+    answers.late = SHOP;
+    answers.next = SHOP;
+    const s = setup(answers);
+    for (let i = 0; i < 50; i++) await s.as(`good-${i}`);
+    for (let i = 0; i < 50; i++) await s.as(`bad-${i}`);
+    expect(s.cached()).toBe(100);
+    // 5 s on: the refusals have expired, the answers have not.
+    s.at(5_000);
+    await s.as("late");
+    expect(s.cached()).toBe(51);
+    // 30 s on: everything stored at 0 has expired; the answer stored at 5 s has not.
+    s.at(30_000);
+    await s.as("next");
+    expect(s.cached()).toBe(2);
+  });
+
+  it("at the bound drops the oldest answer, not the whole cache", async () => {
+    const s = setup({ a: SHOP, b: SHOP, c: SHOP, d: SHOP }, 3);
+    for (const t of ["a", "b", "c", "d"]) await s.as(t);
+    expect(s.cached()).toBe(3);
+    for (const t of ["b", "c", "d"]) await s.as(t);
+    expect([s.count("b"), s.count("c"), s.count("d")]).toEqual([1, 1, 1]);
+    await s.as("a");
+    expect(s.count("a")).toBe(2);
+  });
+
+  it("at the bound drops refusals before answers: a flood of bad tokens keeps callers cached", async () => {
+    const answers: Record<string, ReviewAnswer | "down"> = { a: SHOP, b: SHOP };
+    for (let i = 0; i < 20; i++) answers[`bad-${i}`] = REFUSED;
+    const s = setup(answers, 3);
+    await s.as("a");
+    await s.as("b");
+    for (let i = 0; i < 20; i++) await s.as(`bad-${i}`);
+    expect(s.cached()).toBe(3);
+    await s.as("a");
+    await s.as("b");
+    expect([s.count("a"), s.count("b")]).toEqual([1, 1]);
+    // Only the newest refusal is still held.
+    await s.as("bad-19");
+    await s.as("bad-18");
+    expect([s.count("bad-19"), s.count("bad-18")]).toEqual([1, 2]);
   });
 
   it("refuses a missing or non-Bearer header without a review", async () => {

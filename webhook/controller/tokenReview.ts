@@ -1,7 +1,9 @@
 /**
  * Who is calling the route stream: the proxy's projected service-account token (audience
  * `verso`), checked with a TokenReview. Answers are cached by a hash of the token (never the
- * token itself) for a short while, so a reconnect storm costs one review per pod.
+ * token itself) for a short while, so a reconnect storm costs one review per pod; the cache is
+ * bounded by dropping expired and then oldest entries, never by emptying it (which would turn
+ * one new token into a review for every pod).
  */
 import { createHash } from "node:crypto";
 import { TOKEN_AUDIENCE } from "../../shared/pod-env.ts";
@@ -72,6 +74,52 @@ export function bearer(header: string | undefined): string | undefined {
 
 export interface Authenticator {
   authenticate(authorization: string | undefined): Promise<AuthResult>;
+  /** Answers held now (expired ones included until they are swept). */
+  cached(): number;
+}
+
+type Entry = { result: AuthResult; until: number };
+
+/**
+ * Answers by token hash. One map per period, so each map is in expiry order (insertion order
+ * plus a fixed period): expired entries are dropped from the front on every insert, at a cost
+ * of one step per expired entry. Past `max`, the oldest refusal goes first and then the oldest
+ * answer, so a flood of bad tokens churns refusals and leaves callers' answers in place.
+ */
+function createCache(max: number) {
+  const answers = new Map<string, Entry>();
+  const refusals = new Map<string, Entry>();
+  const dropExpired = (map: Map<string, Entry>, at: number): void => {
+    for (const [key, e] of map) {
+      if (e.until > at) return;
+      map.delete(key);
+    }
+  };
+  const dropOldest = (map: Map<string, Entry>): boolean => {
+    const first = map.keys().next();
+    return !first.done && map.delete(first.value);
+  };
+  return {
+    get(key: string, at: number): AuthResult | undefined {
+      const e = answers.get(key) ?? refusals.get(key);
+      if (!e) return undefined;
+      if (e.until > at) return e.result;
+      answers.delete(key);
+      refusals.delete(key);
+      return undefined;
+    },
+    set(key: string, result: AuthResult, until: number, at: number): void {
+      answers.delete(key);
+      refusals.delete(key);
+      dropExpired(answers, at);
+      dropExpired(refusals, at);
+      while (answers.size + refusals.size >= max) {
+        if (!dropOldest(refusals) && !dropOldest(answers)) break;
+      }
+      (result.ok ? answers : refusals).set(key, { result, until });
+    },
+    size: () => answers.size + refusals.size,
+  };
 }
 
 export function createAuthenticator(
@@ -81,11 +129,11 @@ export function createAuthenticator(
   const ttl = options.ttlMs ?? 30_000;
   const negativeTtl = options.negativeTtlMs ?? 5_000;
   const now = options.now ?? Date.now;
-  const maxEntries = options.maxEntries ?? 10_000;
-  const cache = new Map<string, { result: AuthResult; until: number }>();
+  const cache = createCache(Math.max(1, options.maxEntries ?? 10_000));
   const inflight = new Map<string, Promise<AuthResult>>();
 
   return {
+    cached: cache.size,
     async authenticate(authorization) {
       const token = bearer(authorization);
       if (!token) {
@@ -99,15 +147,15 @@ export function createAuthenticator(
         };
       }
       const key = createHash("sha256").update(token).digest("base64url");
-      const hit = cache.get(key);
-      if (hit && hit.until > now()) return hit.result;
+      const hit = cache.get(key, now());
+      if (hit) return hit;
       const pending = inflight.get(key);
       if (pending) return pending;
       const p = (async (): Promise<AuthResult> => {
         try {
           const result = judge(await review(token, [TOKEN_AUDIENCE]));
-          if (cache.size >= maxEntries) cache.clear();
-          cache.set(key, { result, until: now() + (result.ok ? ttl : negativeTtl) });
+          const at = now();
+          cache.set(key, result, at + (result.ok ? ttl : negativeTtl), at);
           return result;
         } catch (error) {
           // Not cached: the apiserver being away says nothing about the token.
