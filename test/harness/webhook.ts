@@ -103,6 +103,10 @@ export async function startWebhook(options: WebhookOptions): Promise<Webhook> {
     "port",
     "--controller-url",
     url,
+    // No endpoint removal to wait for here: the harness stops it at once (a Service's
+    // endpoints would need the delay; SIGKILL after 5 s would otherwise win every teardown).
+    "--drain-delay",
+    "0",
     ...(options.controller === true ? [] : ["--no-controller"]),
     ...(options.args ?? []),
   ];
