@@ -4,15 +4,16 @@
  *   verso-local   client -> verso proxy (serves locally) -> app
  *   verso-forward client -> verso proxy v1 -> verso proxy v2 (hop token) -> app
  *   http-proxy    client -> minimal http-proxy server -> app (the library the issue named)
+ *   node-minimal  client -> 30-line undici proxy -> app (the floor of any Node proxy)
  *   nginx         client -> nginx (worker_processes 1, upstream keepalive) -> app
- * For each: max throughput (wrk, 1 thread, 32 connections), then latency at a fixed open-loop
- * rate (default 1,000 req/s, measured from each request's scheduled send time, so a stall
- * is not hidden), and the proxy's RSS idle and peak under load (total, and the anonymous part:
+ * For each: latency at a paced rate (default 1,000 req/s, wrk with a pacing script, see wrk()),
+ * then max throughput (wrk, 1 thread, 32 connections), and the proxy's RSS idle and peak under load (total, and the anonymous part:
  * the rest is the node binary's own pages mapped from its file).
  *
- * "On the same core": with 2+ CPUs every proxy (verso, http-proxy, nginx) is pinned to the
- * last CPU and the app, wrk and this script to the others, so each proxy gets exactly one core
- * and none competes with the load it serves. The proxy's CPU use during the max run is
+ * "On the same core": with 2+ CPUs, during the max-throughput run every proxy (verso,
+ * http-proxy, nginx) is pinned to the last CPU and the app, wrk and this script to the others,
+ * so each proxy gets exactly one core and none competes with the load it serves. During the
+ * latency run the app and the proxy share that core and the generator has the others. The proxy's CPU use during the max run is
  * reported too: a proxy under 100% was held back by the app or the load generator, and
  * req/s per proxy CPU-second compares cores fairly in that case.
  *
@@ -20,12 +21,12 @@
  *                       [--no-runtime-env] [--proxy-node-flags=...]
  * Needs wrk (apt-get install -y wrk); nginx is skipped with a note when it is not installed.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Pool } from "undici";
 import { PROXY_RUNTIME_ENV } from "../shared/pod-env.ts";
 import { NODE, REPO_ROOT, SIDECAR_MAIN } from "../test/harness/paths.ts";
 import { freePort, sleep, waitFor } from "../test/harness/ports.ts";
@@ -43,6 +44,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "8" },
     rate: { type: "string", default: "1000" },
     connections: { type: "string", default: "32" },
+    warmup: { type: "string", default: "3" },
+    "pace-connections": { type: "string", default: "10" },
     only: { type: "string" },
     // The image runs compiled JS (Dockerfile.sidecar); `--ts` measures `npm run sidecar` instead.
     ts: { type: "boolean", default: false },
@@ -57,14 +60,22 @@ const { values } = parseArgs({
 const SECONDS = Number(values.seconds);
 const RATE = Number(values.rate);
 const CONNECTIONS = Number(values.connections);
+const WARMUP_SECONDS = Number(values.warmup);
+const PACE_CONNECTIONS = Number(values["pace-connections"]);
 const HOST = "127.0.4.1";
 const CPUS = availableParallelism();
 const PIN = values.pin && CPUS >= 2;
 /** taskset CPU lists: proxies on the last CPU, everything else on the rest. */
 const PROXY_CPU = String(CPUS - 1);
 const LOAD_CPUS = `0-${CPUS - 2}`;
+const ALL_CPUS = `0-${CPUS - 1}`;
 installExitHandlers({ signals: true });
 const dir = makeDir("verso-bench-");
+const PACE_SCRIPT = join(dir, "pace.lua");
+writeFileSync(
+  PACE_SCRIPT,
+  `local gap = tonumber(os.getenv("WRK_GAP_MS"))\nfunction delay() return gap end\n`,
+);
 
 const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
 if (!has("wrk")) {
@@ -75,8 +86,13 @@ if (PIN && !has("taskset")) {
   console.error("taskset is required to pin (apt-get install -y util-linux), or pass --no-pin");
   process.exit(2);
 }
-// This script drives the open-loop load: it belongs with wrk and the app, off the proxies' core.
-if (PIN) spawnSync("taskset", ["-a", "-p", "-c", LOAD_CPUS, String(process.pid)]);
+/** Move running processes (all their threads) to `cpus`. */
+function setAffinity(pids: number[], cpus: string): void {
+  if (!PIN) return;
+  for (const pid of pids) spawnSync("taskset", ["-a", "-p", "-c", cpus, String(pid)]);
+}
+// This script samples memory and CPU during the max runs: off the proxies' core.
+setAffinity([process.pid], LOAD_CPUS);
 /** `command args` on `cpus` when pinning (taskset execs, so the pid stays the program's). */
 const pinned = (cpus: string, command: string, args: string[]): [string, string[]] =>
   PIN ? ["taskset", ["-c", cpus, command, ...args]] : [command, args];
@@ -160,6 +176,8 @@ interface Target {
   pids: number[];
 }
 
+let appPid = 0;
+
 async function startAll(): Promise<Target[]> {
   const appPort = await freePort(HOST);
   const appScript = join(dir, "app.mjs");
@@ -170,7 +188,7 @@ async function startAll(): Promise<Target[]> {
 http.createServer((req, res) => { req.resume(); res.setHeader("content-type", "text/plain"); res.end("ok"); })
   .listen(${appPort}, "${HOST}");\n`,
   );
-  spawnNode("app", [appScript]);
+  appPid = spawnNode("app", [appScript]).pid;
   const app = `${HOST}:${appPort}`;
   await listening(`http://${app}/`);
   const main = proxyMain();
@@ -232,14 +250,19 @@ http.createServer((req, res) => { req.resume(); res.setHeader("content-type", "t
   const a = await verso("verso-forward-v1", "127.0.4.3", "v1", fwdTable);
   targets.push({ name: "verso-forward", url: a.url, pids: [a.pid, b.pid] });
 
-  const hpPort = await freePort("127.0.4.5");
-  const hp = spawnNode(
-    "http-proxy",
-    [join(REPO_ROOT, "bench", "http-proxy-server.ts"), `127.0.4.5:${hpPort}`, app],
-    PROXY_CPU,
-  );
-  await listening(`http://127.0.4.5:${hpPort}/`);
-  targets.push({ name: "http-proxy", url: `http://127.0.4.5:${hpPort}/`, pids: [hp.pid] });
+  // The two Node references: the library the issue named, and the runtime's floor.
+  const reference = async (name: string, script: string, host: string): Promise<void> => {
+    const port = await freePort(host);
+    const proc = spawnNode(
+      name,
+      [join(REPO_ROOT, "bench", script), `${host}:${port}`, app],
+      PROXY_CPU,
+    );
+    await listening(`http://${host}:${port}/`);
+    targets.push({ name, url: `http://${host}:${port}/`, pids: [proc.pid] });
+  };
+  await reference("http-proxy", "http-proxy-server.ts", "127.0.4.5");
+  await reference("node-minimal", "undici-minimal-server.ts", "127.0.4.7");
 
   if (has("nginx")) {
     const port = await freePort("127.0.4.6");
@@ -302,58 +325,57 @@ function cpuOf(pids: number[]): number {
   return ticks / 100;
 }
 
-function wrk(url: string): { rps: number; p50: number; p99: number; requests: number } {
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  /** Socket errors plus non-2xx/3xx answers. */
+  errors: number;
+}
+
+/**
+ * One wrk run (asynchronous, so the memory sampler keeps running). `paced`: each connection
+ * waits `gap` ms after each response, so PACE_CONNECTIONS connections make about RATE req/s.
+ * wrk is C and measures each request from its own send: a Node generator's event loop put
+ * 1-5 ms of its own into the direct baseline's p99 here, more than the effect being measured.
+ * Closed loop: a stall longer than the gap would be under-counted (none was seen: see max p99).
+ */
+async function wrk(url: string, seconds: number, paced: boolean): Promise<WrkResult> {
+  const load = paced ? [`-c${PACE_CONNECTIONS}`, "-s", PACE_SCRIPT] : [`-c${CONNECTIONS}`];
   const [command, args] = pinned(LOAD_CPUS, "wrk", [
     "-t1",
-    `-c${CONNECTIONS}`,
-    `-d${SECONDS}s`,
+    ...load,
+    `-d${seconds}s`,
     "--latency",
     url,
   ]);
-  const out = spawnSync(command, args, { encoding: "utf8" }).stdout;
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const gapMs = (PACE_CONNECTIONS * 1000) / RATE;
+  const child = spawn(command, args, {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, WRK_GAP_MS: String(gapMs) },
+  });
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+  await once(child, "close");
+  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? 0);
   const ms = (label: string) => {
     const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
     if (!m) return NaN;
     const v = Number(m[1]);
     return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
   };
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
-  return { rps, p50: ms("50"), p99: ms("99"), requests };
-}
-
-/** Open-loop load at `rate` req/s; latency from the scheduled send time (no coordinated omission). */
-async function fixedRate(url: string): Promise<{ p50: number; p99: number; errors: number }> {
-  const u = new URL(url);
-  const pool = new Pool(u.origin, { connections: 64, pipelining: 1 });
-  const total = Math.round(RATE * SECONDS);
-  const lat: number[] = [];
-  let errors = 0;
-  const start = performance.now() + 20;
-  const inflight: Promise<void>[] = [];
-  let sent = 0;
-  while (sent < total) {
-    const now = performance.now();
-    while (sent < total && start + (sent * 1000) / RATE <= now) {
-      const scheduled = start + (sent * 1000) / RATE;
-      sent++;
-      inflight.push(
-        pool.request({ path: u.pathname, method: "GET" }).then(
-          async (r) => {
-            await r.body.dump();
-            lat.push(performance.now() - scheduled);
-          },
-          () => void errors++,
-        ),
-      );
-    }
-    await sleep(1);
-  }
-  await Promise.all(inflight);
-  await pool.close();
-  lat.sort((a, b) => a - b);
-  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
-  return { p50: q(0.5), p99: q(0.99), errors };
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/
+    .exec(out)
+    ?.slice(1)
+    .reduce((a, b) => a + Number(b), 0);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
+    p50: ms("50"),
+    p99: ms("99"),
+    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN),
+    errors: (socketErrors ?? 0) + num(/Non-2xx or 3xx responses: (\d+)/),
+  };
 }
 
 const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
@@ -371,21 +393,31 @@ async function main(): Promise<void> {
   await sleep(500);
   const idleOf = new Map(targets.map((t) => [t.name, memOf(t.pids)]));
   for (const t of targets) {
-    // Warm up (JIT, pools) before measuring.
-    spawnSync(...pinned(LOAD_CPUS, "wrk", ["-t1", "-c8", "-d1s", t.url]));
-    await sleep(300);
     const idle = idleOf.get(t.name) ?? { rss: 0, anon: 0 };
-    let peak = memOf(t.pids);
-    const sample = () => (peak = maxMem(peak, memOf(t.pids)));
-    const sampler = setInterval(sample, 200);
-    const cpu0 = cpuOf(t.pids);
-    const max = await new Promise<ReturnType<typeof wrk>>((r) => setImmediate(() => r(wrk(t.url))));
-    const cpuUsed = cpuOf(t.pids) - cpu0;
-    clearInterval(sampler);
+    // Memory is sampled through each phase; the fixed rate goes first, since V8 keeps what the
+    // saturating run grew to.
+    const during = async <T>(phase: () => Promise<T>): Promise<[T, Mem]> => {
+      let peak = memOf(t.pids);
+      const sampler = setInterval(() => (peak = maxMem(peak, memOf(t.pids))), 100);
+      try {
+        return [await phase(), maxMem(peak, memOf(t.pids))];
+      } finally {
+        clearInterval(sampler);
+      }
+    };
+    // Latency at the fixed rate runs unpinned, placed by the scheduler as in a pod; max
+    // throughput pinned, the proxy alone on its core.
+    setAffinity([...t.pids, appPid, process.pid], ALL_CPUS);
+    // Warm up at the measured rate (JIT tiers, pools, V8 heap sized to it): a saturating
+    // warm-up would leave its memory behind in the @rate column.
+    await wrk(t.url, WARMUP_SECONDS, true);
+    const [fixed, atRate] = await during(() => wrk(t.url, SECONDS, true));
+    setAffinity(t.pids, PROXY_CPU);
+    setAffinity([appPid, process.pid], LOAD_CPUS);
     await sleep(500);
-    const sampler2 = setInterval(sample, 200);
-    const fixed = await fixedRate(t.url);
-    clearInterval(sampler2);
+    const cpu0 = cpuOf(t.pids);
+    const [max, atMax] = await during(() => wrk(t.url, SECONDS, false));
+    const cpuUsed = cpuOf(t.pids) - cpu0;
     if (t.name === "direct") {
       direct = fixed;
       directMax = max;
@@ -402,23 +434,23 @@ async function main(): Promise<void> {
         or(proxied, () => (cpuShare * 100).toFixed(0)),
         or(proxied, () => ((cpuUsed / max.requests) * 1e6).toFixed(0)),
         `${max.p50.toFixed(2)} / ${max.p99.toFixed(2)}`,
-        `${fixed.p50.toFixed(3)} / ${fixed.p99.toFixed(3)}`,
+        `${fixed.rps.toFixed(0)}: ${fixed.p50.toFixed(3)} / ${fixed.p99.toFixed(3)}`,
         `${added(fixed.p50, direct.p50)} / ${added(fixed.p99, direct.p99)}`,
         added(max.p99, directMax.p99),
-        or(proxied, () => `${mb(idle.rss)} / ${mb(peak.rss)}`),
-        or(proxied, () => `${mb(idle.anon)} / ${mb(peak.anon)}`),
-        String(fixed.errors),
+        or(proxied, () => `${mb(idle.rss)} / ${mb(atRate.rss)} / ${mb(atMax.rss)}`),
+        or(proxied, () => `${mb(idle.anon)} / ${mb(atRate.anon)} / ${mb(atMax.anon)}`),
+        String(fixed.errors + max.errors),
       ].join(" | "),
     );
     console.error(`done: ${t.name}`);
   }
   console.log(
-    `\nproxy benchmark: ${SECONDS}s per run, wrk -t1 -c${CONNECTIONS} for max, ${RATE} req/s open loop for latency, ` +
+    `\nproxy benchmark: ${SECONDS}s per run, wrk -t1 -c${CONNECTIONS} for max, ~${RATE} req/s paced (wrk -c${PACE_CONNECTIONS}, ${WARMUP_SECONDS}s warm-up) for latency, ` +
       `node ${process.version}, proxy from ${values.ts ? "TypeScript (type stripping)" : "compiled JS"}, ` +
-      `proxy env ${values["runtime-env"] ? JSON.stringify(PROXY_RUNTIME_ENV) : "Node defaults"}, ${PIN ? `proxies pinned to CPU ${PROXY_CPU}, load and app on CPU ${LOAD_CPUS}` : "not pinned"}, ${new Date().toISOString()}\n`,
+      `proxy env ${values["runtime-env"] ? JSON.stringify(PROXY_RUNTIME_ENV) : "Node defaults"}, ${PIN ? `max runs with proxies pinned to CPU ${PROXY_CPU}, load and app on CPU ${LOAD_CPUS}; latency runs with app and proxy on CPU ${PROXY_CPU}, generator on ${LOAD_CPUS}` : "not pinned"}, ${new Date().toISOString()}\n`,
   );
   console.log(
-    "| path | max req/s | proxy CPU % | proxy CPU µs/req | max p50 / p99 ms | @rate p50 / p99 ms | added @rate p50 / p99 ms | added max p99 ms | RSS idle / peak MB | private idle / peak MB | errors |",
+    "| path | max req/s | proxy CPU % | proxy CPU µs/req | max p50 / p99 ms | @rate req/s: p50 / p99 ms | added @rate p50 / p99 ms | added max p99 ms | RSS idle / @rate / max MB | private idle / @rate / max MB | errors |",
   );
   console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) console.log(`| ${r} |`);
@@ -434,6 +466,8 @@ async function main(): Promise<void> {
   console.log("");
   ratio("verso-local", "nginx");
   ratio("verso-local", "http-proxy");
+  ratio("verso-local", "node-minimal");
+  ratio("node-minimal", "nginx");
 }
 
 main()
