@@ -9,7 +9,7 @@ SIDECAR_IMAGE ?= $(REGISTRY)/sidecar:$(TAG)
 DEMO_IMAGE ?= verso-demo
 
 .PHONY: help install build test test-unit test-process test-cluster lint format typecheck \
-        images deploy demo e2e bench golden kube-binaries clean
+        images deploy demo e2e bench bench-tools golden kube-binaries clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -53,10 +53,14 @@ golden: install ## rewrite the mutation golden files
 demo: install kube-binaries ## local control plane + webhook + controller + demo app; prints export KUBECONFIG=
 	node test/harness/demo.ts
 
-bench: install ## admission, proxy and propagation benchmarks (prints numbers)
+bench: install bench-tools ## admission, proxy and propagation benchmarks (prints numbers)
 	node bench/admission.ts
 	node bench/proxy.ts
 	node bench/propagation.ts
+
+bench-tools: ## wrk, taskset and nginx (the reference) for bench/proxy.ts, from Debian
+	@command -v wrk >/dev/null && command -v taskset >/dev/null && command -v nginx >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk util-linux nginx-light)
 
 images: ## docker build the webhook, sidecar and demo images
 	docker build -f deploy/images/Dockerfile.webhook -t $(WEBHOOK_IMAGE) .

@@ -12,14 +12,15 @@
  *
  * "On the same core": with 2+ CPUs, during the max-throughput run every proxy (verso,
  * http-proxy, nginx) is pinned to the last CPU and the app, wrk and this script to the others,
- * so each proxy gets exactly one core and none competes with the load it serves. During the
- * latency run the app and the proxy share that core and the generator has the others. The proxy's CPU use during the max run is
- * reported too: a proxy under 100% was held back by the app or the load generator, and
- * req/s per proxy CPU-second compares cores fairly in that case.
+ * so each proxy gets exactly one core and none competes with the load it serves. The latency
+ * run is unpinned. The proxy's CPU use during the max run is reported too: a proxy under 100%
+ * was held back by the app or the load generator, and req/s per proxy CPU-second compares
+ * cores fairly in that case.
  *
- *   node bench/proxy.ts [--seconds 8] [--rate 1000] [--only direct,verso-local] [--no-pin]
- *                       [--no-runtime-env] [--proxy-node-flags=...]
- * Needs wrk (apt-get install -y wrk); nginx is skipped with a note when it is not installed.
+ *   node bench/proxy.ts [--seconds 8] [--rate 1000] [--warmup 3] [--only verso-local,nginx]
+ *                       [--no-pin] [--no-runtime-env] [--proxy-node-flags=...]
+ * Needs wrk and taskset (apt-get install -y wrk util-linux); nginx is skipped with a note when
+ * it is not installed (apt-get install -y nginx-light).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
@@ -447,7 +448,7 @@ async function main(): Promise<void> {
   console.log(
     `\nproxy benchmark: ${SECONDS}s per run, wrk -t1 -c${CONNECTIONS} for max, ~${RATE} req/s paced (wrk -c${PACE_CONNECTIONS}, ${WARMUP_SECONDS}s warm-up) for latency, ` +
       `node ${process.version}, proxy from ${values.ts ? "TypeScript (type stripping)" : "compiled JS"}, ` +
-      `proxy env ${values["runtime-env"] ? JSON.stringify(PROXY_RUNTIME_ENV) : "Node defaults"}, ${PIN ? `max runs with proxies pinned to CPU ${PROXY_CPU}, load and app on CPU ${LOAD_CPUS}; latency runs with app and proxy on CPU ${PROXY_CPU}, generator on ${LOAD_CPUS}` : "not pinned"}, ${new Date().toISOString()}\n`,
+      `proxy env ${values["runtime-env"] ? JSON.stringify(PROXY_RUNTIME_ENV) : "Node defaults"}, ${PIN ? `max runs with proxies pinned to CPU ${PROXY_CPU}, load and app on CPU ${LOAD_CPUS}; latency runs unpinned` : "not pinned"}, ${new Date().toISOString()}\n`,
   );
   console.log(
     "| path | max req/s | proxy CPU % | proxy CPU µs/req | max p50 / p99 ms | @rate req/s: p50 / p99 ms | added @rate p50 / p99 ms | added max p99 ms | RSS idle / @rate / max MB | private idle / @rate / max MB | errors |",
