@@ -24,11 +24,12 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PROXY_RUNTIME_ENV } from "../shared/pod-env.ts";
+import { compileProduct } from "../test/harness/compiled.ts";
 import { NODE, REPO_ROOT, SIDECAR_MAIN } from "../test/harness/paths.ts";
 import { freePort, sleep, waitFor } from "../test/harness/ports.ts";
 import {
@@ -98,19 +99,9 @@ setAffinity([process.pid], LOAD_CPUS);
 const pinned = (cpus: string, command: string, args: string[]): [string, string[]] =>
   PIN ? ["taskset", ["-c", cpus, command, ...args]] : [command, args];
 
-/** Compile sidecar/ and shared/ as the image does, so the numbers are those of what ships. */
+/** Compiled as the image is, so the numbers are those of what ships. */
 function proxyMain(): string {
-  if (values.ts) return SIDECAR_MAIN;
-  const out = join(dir, "dist");
-  const tsc = spawnSync(
-    join(REPO_ROOT, "node_modules", ".bin", "tsc"),
-    ["-p", join(REPO_ROOT, "tsconfig.build.json"), "--outDir", out, "--sourceMap", "false"],
-    { encoding: "utf8" },
-  );
-  if (tsc.status !== 0) throw new Error(`tsc failed: ${tsc.stdout}${tsc.stderr}`);
-  writeFileSync(join(out, "package.json"), JSON.stringify({ type: "module" }));
-  symlinkSync(join(REPO_ROOT, "node_modules"), join(out, "node_modules"));
-  return join(out, "sidecar", "main.js");
+  return values.ts ? SIDECAR_MAIN : compileProduct(join(dir, "dist")).sidecarMain;
 }
 
 interface Mem {

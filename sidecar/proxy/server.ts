@@ -62,6 +62,13 @@ type HeadHook = (h: OutgoingHttpHeaders) => void;
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
+/**
+ * undici parses responses with llhttp compiled to WebAssembly; a Node started with `--jitless`
+ * (or `--lite-mode`, a hardening some clusters apply) has no WebAssembly and every undici
+ * request would fail. Then everything takes the node:http path, at about twice the CPU.
+ */
+const UNDICI_USABLE = "WebAssembly" in globalThis;
+
 export function createProxy(opts: ProxyOptions): Proxy {
   const { store, metrics, log } = opts;
   const roll = opts.roll ?? Math.random;
@@ -188,7 +195,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       }),
       t0: performance.now(),
       forwardedIn: hopValid,
-      fast: req.headers.expect === undefined && bodyless(req),
+      fast: UNDICI_USABLE && req.headers.expect === undefined && bodyless(req),
       local: false,
       tried: undefined,
       resetRetried: false,

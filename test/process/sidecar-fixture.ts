@@ -110,11 +110,13 @@ export async function startProxy(opts: {
   env?: NodeJS.ProcessEnv;
   port?: number;
   waitReady?: boolean;
+  /** Entry point; sidecar/main.ts (type stripping) unless given, e.g. compiled JS. */
+  main?: string;
 }): Promise<Proxy> {
   const port = opts.port ?? (await freePort(opts.host));
   const adminPort = await freePort(opts.host);
   const args = [
-    SIDECAR_MAIN,
+    opts.main ?? SIDECAR_MAIN,
     "--listen",
     `${opts.host}:${port}`,
     "--app",
