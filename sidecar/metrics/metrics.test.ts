@@ -11,14 +11,15 @@ const series = (text: string, prefix: string) =>
     .sort();
 
 describe("proxy metrics", () => {
-  it("the process metrics are prom-client's default set, name for name and type for type", async () => {
+  it("the process metrics are prom-client's default set: names, types and help", async () => {
     const ours = new Registry();
     collectProcessMetrics(ours);
     const theirs = new Registry();
     collectDefaultMetrics({ register: theirs });
-    const types = (text: string) => series(text, "# TYPE ");
-    expect(types(await ours.metrics())).toEqual(types(await theirs.metrics()));
-    expect(types(await ours.metrics()).length).toBeGreaterThan(20);
+    for (const prefix of ["# TYPE ", "# HELP "]) {
+      expect(series(await ours.metrics(), prefix)).toEqual(series(await theirs.metrics(), prefix));
+    }
+    expect(series(await ours.metrics(), "# TYPE ").length).toBeGreaterThan(20);
     // The CPU counters are the ones written here: they must move.
     const spin = Date.now() + 30;
     while (Date.now() < spin);
