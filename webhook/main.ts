@@ -37,6 +37,7 @@ async function main(): Promise<void> {
       registry,
       mount: server.mount,
       addReadinessCheck: server.addReadinessCheck,
+      onListenerClose: server.onListenerClose,
     });
   } else {
     logger.info("--no-controller: serving admission only");
@@ -47,9 +48,13 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info("shutting down", { signal });
-    void Promise.allSettled([controller?.stop(), server.close(drainDelayMs)]).then(() =>
-      process.exit(0),
-    );
+    // The Lease goes at once, so a peer leads during the drain. The watches go on until the
+    // server has closed: this replica streams tables until its listener closes, and they must
+    // stay current meanwhile.
+    void Promise.allSettled([controller?.resign(), server.close(drainDelayMs)])
+      .then(() => controller?.stop())
+      .catch((error: unknown) => logger.warn("controller stop failed", { error }))
+      .finally(() => process.exit(0));
   };
   // SIGTERM is the kubelet's: drain first, as endpoints take a moment to drop this pod. SIGINT
   // is a person at a terminal, with nobody routing to this process but them.

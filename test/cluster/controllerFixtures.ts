@@ -4,7 +4,7 @@
  * apiserver and the webhook process (controller inside).
  */
 import { request as httpsRequest } from "node:https";
-import type { IncomingMessage } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { parseRoutingTableJson, type RoutingTable } from "../../shared/table.ts";
 import { TOKEN_AUDIENCE } from "../../shared/pod-env.ts";
 import type { KubeClient } from "../harness/kubeClient.ts";
@@ -67,6 +67,9 @@ export function getRoutes(
 
 export interface TableStream {
   tables: RoutingTable[];
+  headers: IncomingHttpHeaders;
+  /** "end": the server finished the response (a clean end of stream); else how it broke. */
+  ended: Promise<"end" | Error>;
   latest(): RoutingTable | undefined;
   /** Resolves with the table in force or the first later one that satisfies `pred`. */
   until(
@@ -96,6 +99,11 @@ export function openStream(
         reject(new Error(`route stream answered ${res.statusCode}`));
         return;
       }
+      const ended = new Promise<"end" | Error>((done) => {
+        res.once("end", () => done("end"));
+        res.once("error", done);
+        res.once("close", () => done(new Error("closed before the end of the stream")));
+      });
       let buf = "";
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => {
@@ -111,6 +119,8 @@ export function openStream(
       });
       resolve({
         tables,
+        headers: res.headers,
+        ended,
         latest: () => tables.at(-1),
         until: (what, pred, timeoutMs = 30_000) => {
           // Only the table in force now and later ones: history must not satisfy a new wait.

@@ -4,8 +4,12 @@
  * a stalled client that gets only the newest table once it reads again.
  * The review function is a plain function standing in for the apiserver (the cluster suite
  * checks real tokens); everything from the socket up is the production code.
+ * Last, the streams through the webhook server's drain (startServer, as main.ts wires it).
  */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { IncomingMessage } from "node:http";
 import { request } from "node:https";
 import type { TLSSocket } from "node:tls";
@@ -14,10 +18,13 @@ import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../shared/log.ts";
 import type { RoutingTable } from "../../shared/table.ts";
+import { startServer } from "../../webhook/admission/server.ts";
+import { parseConfig } from "../../webhook/config.ts";
 import { createHub, formatEvent, routesRouter } from "../../webhook/controller/stream.ts";
 import { createAuthenticator, type ReviewAnswer } from "../../webhook/controller/tokenReview.ts";
+import { openStream, type TableStream } from "../cluster/controllerFixtures.ts";
 import { makeCa, makeLeaf } from "../harness/pki.ts";
-import { waitFor } from "../harness/ports.ts";
+import { portAccepts, waitFor } from "../harness/ports.ts";
 
 const table = (revision: number, weight?: number): RoutingTable => ({
   app: "shop",
@@ -26,26 +33,27 @@ const table = (revision: number, weight?: number): RoutingTable => ({
   ...(weight !== undefined ? { release: { version: "v2", strategy: "canary", weight } } : {}),
 });
 
+let reviews = 0;
+const review = async (token: string): Promise<ReviewAnswer> => {
+  reviews++;
+  if (token === "shop-token")
+    return {
+      authenticated: true,
+      username: "system:serviceaccount:shop:default",
+      audiences: ["verso"],
+    };
+  if (token === "user-token")
+    return { authenticated: true, username: "alice", audiences: ["verso"] };
+  if (token === "down") throw new Error("apiserver unreachable");
+  return { authenticated: false, error: "invalid bearer token" };
+};
+
 describe("route stream over HTTPS", () => {
   let server: Server;
   let base: string;
   let ca: string;
   const hub = createHub();
-  let reviews = 0;
   const serverSockets = new Set<TLSSocket>();
-  const review = async (token: string): Promise<ReviewAnswer> => {
-    reviews++;
-    if (token === "shop-token")
-      return {
-        authenticated: true,
-        username: "system:serviceaccount:shop:default",
-        audiences: ["verso"],
-      };
-    if (token === "user-token")
-      return { authenticated: true, username: "alice", audiences: ["verso"] };
-    if (token === "down") throw new Error("apiserver unreachable");
-    return { authenticated: false, error: "invalid bearer token" };
-  };
 
   beforeAll(async () => {
     const caPem = await makeCa("test-ca");
@@ -231,5 +239,63 @@ describe("route stream over HTTPS", () => {
     await read(q, auth, 100);
     await new Promise((r) => setTimeout(r, 100));
     expect(hub.subscribers()).toBe(0);
+  });
+});
+
+describe("route streams through the webhook server's drain", () => {
+  it("are served and kept current during the drain delay, then end cleanly when the listener closes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "verso-stream-drain-"));
+    const config = parseConfig(
+      ["--listen", "127.0.0.1:0", "--self-signed-dir", dir, "--no-controller"],
+      {},
+    );
+    if (!config.ok) throw new Error(config.error);
+    const log = createLogger("test", "error");
+    const server = await startServer(config.value, { logger: log });
+    const hub = createHub();
+    hub.set("shop", table(200));
+    // As webhook/controller/index.ts wires it.
+    const closing = new AbortController();
+    server.onListenerClose(() => closing.abort());
+    server.mount(
+      "/",
+      routesRouter({ hub, auth: createAuthenticator(review), log, closing: closing.signal }),
+    );
+    const ca = readFileSync(server.tls.certFile, "utf8");
+    const open = () => openStream(server.url, ca, "shop", "shop", "shop-token");
+    const streams: TableStream[] = [];
+    try {
+      // Connected before the drain, on a keep-alive connection (Node's default agent).
+      const before = await open();
+      streams.push(before);
+      await before.until("the table on connect", (t) => t.revision === 200, 5_000);
+
+      const delayMs = 1_500;
+      const started = Date.now();
+      const closed = server.close(delayMs);
+      // Connected during the delay: still served, and told its connection ends with the stream.
+      const during = await open();
+      streams.push(during);
+      expect(during.headers.connection).toBe("close");
+      hub.set("shop", table(201, 50));
+      for (const s of [before, during])
+        await s.until("the table published during the delay", (t) => t.revision === 201, 5_000);
+      const still = await Promise.race([before.ended, during.ended, Promise.resolve("open")]);
+      expect(still).toBe("open");
+
+      // At the end of the delay: both responses are finished, not cut.
+      expect(await before.ended).toBe("end");
+      expect(await during.ended).toBe("end");
+      expect(Date.now() - started).toBeGreaterThanOrEqual(delayMs - 50);
+      await closed;
+      // Nothing waited for the 5 s grace after the listener closed.
+      expect(Date.now() - started).toBeLessThan(delayMs + 2_500);
+      expect(hub.subscribers()).toBe(0);
+      expect(await portAccepts("127.0.0.1", server.address.port)).toBe(false);
+    } finally {
+      for (const s of streams) s.close();
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request, type Agent } from "node:https";
-import { Router } from "express";
+import { Router, type Response } from "express";
 import fjp from "fast-json-patch";
 import type { Operation } from "fast-json-patch";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -279,6 +279,43 @@ describe("webhook server (in-process, real HTTPS)", () => {
     expect(await servedFingerprint("127.0.0.1", server.address.port)).toBe(before);
     await rotate(dir);
     expect(await server.reloadTls()).toBe(true);
+  });
+});
+
+describe("webhook server drain (in-process)", () => {
+  it("ends the connection of an answer begun before the drain and finished after the listener closed, without waiting for the grace", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "verso-webhook-long-"));
+    const caPem = await rotate(dir);
+    const server = await startServer(config(dir), { logger: quiet });
+    // A long-lived answer (as a route stream is): headers out now, the end only on shutdown,
+    // and then a little later, as when the last bytes wait for a slow client.
+    let held: Response | undefined;
+    const r = Router();
+    r.get("/long", (_req, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("started\n");
+      held = res;
+    });
+    server.mount("/", r);
+    server.onListenerClose(() => setTimeout(() => held?.end("ended\n"), 200));
+    const agent = makeAgent(caPem, 1); // keep-alive: the connection outlives the answer
+    try {
+      const answer = exchange(agent, `${server.url}/long`, "GET").answer;
+      await waitFor("the answer's headers", async () => held, 5_000, 10);
+      const started = Date.now();
+      await server.close(0);
+      expect(await answer).toEqual({
+        status: 200,
+        connection: "keep-alive",
+        text: "started\nended\n",
+      });
+      // The grace is 5 s: closing waited only for the answer.
+      expect(Date.now() - started).toBeLessThan(2_500);
+    } finally {
+      agent.destroy();
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

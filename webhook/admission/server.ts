@@ -42,12 +42,19 @@ export interface WebhookServer {
   mount(path: string, handler: RequestHandler | express.Router): void;
   /** /readyz answers 503 while any check returns false. */
   addReadinessCheck(name: string, check: () => boolean): void;
+  /**
+   * `hook` runs when the listener closes (at once if it already has): the place to end
+   * answers that never end by themselves (the route streams), which would otherwise hold the
+   * exit until the grace cuts them.
+   */
+  onListenerClose(hook: () => void): void;
   reloadTls(): Promise<boolean>;
   /**
    * Drain, then stop. At once: /readyz 503 and `Connection: close` on every answer, while new
    * connections are still accepted for `drainDelayMs` (the time it takes the endpoint removal
    * to reach the apiserver and kube-proxy, and the kubelet to see the 503). Then the listener
-   * closes, idle connections are closed, and requests in flight get up to 5 s.
+   * closes, the onListenerClose hooks run, idle connections are closed, and requests in flight
+   * get up to 5 s.
    */
   close(drainDelayMs?: number): Promise<void>;
 }
@@ -132,7 +139,9 @@ export async function startServer(
   // A keep-alive client (the apiserver) sends its next request on a connection it already has,
   // past any endpoint change: while draining, each answer tells it to open a new one, which
   // lands on another replica. Answers still pending when the drain starts say so too, so their
-  // connections end with them and do not hold the exit until the grace runs out.
+  // connections end with them and do not hold the exit until the grace runs out; one whose
+  // headers are already out (a route stream) can no longer say so, and its connection is ended
+  // once it finishes instead of idling in keep-alive.
   const pending = new Set<Response>();
   app.use((_req, res, next) => {
     if (draining) res.setHeader("Connection", "close");
@@ -144,8 +153,24 @@ export async function startServer(
   });
   const startDraining = (): void => {
     draining = true;
-    for (const res of pending) if (!res.headersSent) res.setHeader("Connection", "close");
+    for (const res of pending) {
+      if (!res.headersSent) res.setHeader("Connection", "close");
+      else {
+        // Taken now: the server detaches the socket from the answer before "finish" listeners run.
+        const socket = res.socket;
+        if (socket) res.once("finish", () => socket.destroySoon());
+      }
+    }
     pending.clear();
+  };
+  const closeHooks: (() => void)[] = [];
+  let listenerClosed = false;
+  const runCloseHook = (hook: () => void): void => {
+    try {
+      hook();
+    } catch (error) {
+      logger.error("listener-close hook failed", { err: error });
+    }
   };
 
   app.get("/healthz", (_req, res) => {
@@ -294,6 +319,10 @@ export async function startServer(
     addReadinessCheck: (name, check) => {
       readiness.set(name, check);
     },
+    onListenerClose: (hook) => {
+      if (listenerClosed) runCloseHook(hook);
+      else closeHooks.push(hook);
+    },
     reloadTls: () => reloader.reload(),
     close: (drainDelayMs = 0) => {
       closing ??= (async () => {
@@ -305,12 +334,17 @@ export async function startServer(
         reloader.stop();
         logger.info("no longer accepting connections", { graceMs: GRACE_MS });
         await new Promise<void>((resolve) => {
-          const force = setTimeout(() => server.closeAllConnections(), GRACE_MS);
+          const force = setTimeout(() => {
+            logger.warn("grace over: cutting the connections still open", { graceMs: GRACE_MS });
+            server.closeAllConnections();
+          }, GRACE_MS);
           force.unref();
           server.close(() => {
             clearTimeout(force);
             resolve();
           });
+          listenerClosed = true;
+          for (const hook of closeHooks.splice(0)) runCloseHook(hook);
           server.closeIdleConnections();
         });
       })();

@@ -58,6 +58,12 @@ export interface Controller {
   /** All three watches listed once and the first tables are built. */
   readonly synced: Promise<void>;
   isLeader(): boolean;
+  /**
+   * Stop leading for good: the release loop stops and the Lease is released, so a peer takes
+   * over at once. The watches go on, so the tables this replica still streams stay current.
+   */
+  resign(): Promise<void>;
+  /** resign(), then stop the watches. */
   stop(): Promise<void>;
 }
 
@@ -247,14 +253,18 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
   // Leadership won while the watches were still listing: start the loop now.
   if (leader.isLeader()) loop.lead(true);
 
+  const resign = async (): Promise<void> => {
+    loop?.stop();
+    await leader.stop();
+  };
   return {
     hub,
     synced,
     isLeader: () => leader.isLeader(),
+    resign,
     async stop() {
-      loop?.stop();
+      await resign();
       await Promise.all([namespaces.stop(), deployments.stop(), pods.stop()]);
-      await leader.stop();
     },
   };
 }

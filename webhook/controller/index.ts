@@ -24,6 +24,8 @@ export interface ControllerHost {
   registry: Registry;
   mount(path: string, handler: RequestHandler | Router): void;
   addReadinessCheck(name: string, check: () => boolean): void;
+  /** Runs `hook` when the server stops accepting connections (after its drain delay). */
+  onListenerClose(hook: () => void): void;
 }
 
 export async function startControllerIn(host: ControllerHost): Promise<Controller | undefined> {
@@ -68,8 +70,11 @@ export async function startControllerIn(host: ControllerHost): Promise<Controlle
     synced = true; // readiness must not wait for a controller that is not coming
     return undefined;
   }
-  // Mounted once the first tables exist: before that a proxy gets 404 and retries.
-  host.mount("/", routesRouter({ hub, auth, log }));
+  // Mounted once the first tables exist: before that a proxy gets 404 and retries. The streams
+  // end when the listener closes: until then (the drain delay) they are served and kept current.
+  const closing = new AbortController();
+  host.onListenerClose(() => closing.abort());
+  host.mount("/", routesRouter({ hub, auth, log, closing: closing.signal }));
   synced = true;
   new Gauge({
     name: "verso_controller_route_subscribers",

@@ -60,6 +60,33 @@ describe("leader election", () => {
     expect(store.get()?.transitions).toBe(2);
   });
 
+  it("stop() during a first attempt still in flight releases the lease that attempt takes", async () => {
+    const store = leaseStore();
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const write = store.api.writeLease.bind(store.api);
+    const api = {
+      readLease: store.api.readLease.bind(store.api),
+      writeLease: async (...args: Parameters<KubeApi["writeLease"]>) => {
+        await gate;
+        return write(...args);
+      },
+    } as unknown as KubeApi;
+    const a = startLeaderElection(api, log, {
+      namespace: "v",
+      name: "l",
+      identity: "a",
+      renewMs: 10,
+      now: () => 1_000_000,
+    });
+    await flush(); // the lease is read; the write waits at the gate
+    const stopped = a.stop();
+    open();
+    await stopped;
+    expect(a.isLeader()).toBe(false);
+    expect(store.get()?.holder).toBe("");
+  });
+
   it("a leader whose renewals fail stops leading on its own clock, before the lease expires", async () => {
     const store = leaseStore();
     let now = 1_000_000;

@@ -33,6 +33,7 @@ export function startLeaderElection(kube: KubeApi, log: Logger, o: LeaderOptions
   let leading = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let attempting: Promise<void> | undefined;
 
   const setLeading = (v: boolean): void => {
     if (v === leading) return;
@@ -79,7 +80,8 @@ export function startLeaderElection(kube: KubeApi, log: Logger, o: LeaderOptions
   const loop = async (): Promise<void> => {
     if (stopped) return;
     try {
-      await attempt();
+      attempting = attempt();
+      await attempting;
     } catch (error) {
       log.warn("lease renewal failed", { error });
       isLeader();
@@ -93,6 +95,8 @@ export function startLeaderElection(kube: KubeApi, log: Logger, o: LeaderOptions
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
+      // A renewal in flight may still take the lease: wait for it, so that lease is released too.
+      await attempting?.catch(() => undefined);
       const was = isLeader();
       setLeading(false);
       if (!was) return;

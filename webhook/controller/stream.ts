@@ -3,6 +3,8 @@
  * the current table of every app; each subscriber gets the full table on connect (unless its
  * Last-Event-ID already is the current revision) and after every change, plus a heartbeat
  * comment. A slow client never queues tables: it gets the newest one when its socket drains.
+ * When the server stops accepting connections, every stream is ended with a clean end of
+ * stream, so the proxy (which keeps its table) reconnects to another replica at once.
  */
 import { Router, type Request, type Response } from "express";
 import type { Logger } from "../../shared/log.ts";
@@ -59,6 +61,11 @@ export interface StreamOptions {
   auth: Authenticator;
   log: Logger;
   heartbeatMs?: number;
+  /**
+   * Aborted when the listener closes: open streams end (a finished response, not a reset)
+   * and new ones are refused, so none holds the process until the shutdown grace cuts it.
+   */
+  closing?: AbortSignal;
 }
 
 const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/i;
@@ -68,8 +75,17 @@ function fail(res: Response, status: number, reason: string, message: string): v
 }
 
 export function routesRouter(options: StreamOptions): Router {
-  const { hub, auth, log } = options;
+  const { hub, auth, log, closing } = options;
   const heartbeatMs = options.heartbeatMs ?? 10_000;
+  const open = new Set<() => void>();
+  closing?.addEventListener(
+    "abort",
+    () => {
+      log.info("ending route streams: the listener has closed", { streams: open.size });
+      for (const end of [...open]) end();
+    },
+    { once: true },
+  );
   const router = Router();
   router.get("/v1/routes", async (req: Request, res: Response) => {
     const namespace = typeof req.query.namespace === "string" ? req.query.namespace : "";
@@ -92,10 +108,15 @@ export function routesRouter(options: StreamOptions): Router {
       );
       return;
     }
+    if (closing?.aborted) {
+      fail(res, 503, "ShuttingDown", "this replica is shutting down: connect to another");
+      return;
+    }
+    // No `connection` header: HTTP/1.1 keeps the connection by default, and a draining server's
+    // `Connection: close` must stand so the connection ends with the stream.
     res.writeHead(200, {
       "content-type": "text/event-stream",
       "cache-control": "no-cache, no-transform",
-      connection: "keep-alive",
       "x-accel-buffering": "no",
     });
     res.socket?.setNoDelay(true);
@@ -104,7 +125,7 @@ export function routesRouter(options: StreamOptions): Router {
     let sent = typeof lastId === "string" && /^\d+$/.test(lastId) ? Number(lastId) : -1;
     let waiting: RoutingTable | undefined;
     const send = (t: RoutingTable): void => {
-      if (t.revision === sent) return;
+      if (t.revision === sent || res.writableEnded) return;
       if (res.writableNeedDrain) {
         waiting = t;
         return;
@@ -127,7 +148,13 @@ export function routesRouter(options: StreamOptions): Router {
     const close = (): void => {
       clearInterval(hb);
       unsubscribe();
+      open.delete(end);
     };
+    const end = (): void => {
+      close();
+      res.end();
+    };
+    open.add(end);
     res.on("close", close);
     log.debug("route stream opened", { namespace, app, sa: who.caller.serviceAccount });
   });
