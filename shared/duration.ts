@@ -6,6 +6,8 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
 export function parseDuration(text: string): Result<number> {
   const s = text.trim();
   if (s === "") return err("empty duration");
+  // A bare 0 needs no unit, as in Go's time.ParseDuration.
+  if (s === "0") return ok(0);
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
   let total = 0;
   let consumed = 0;

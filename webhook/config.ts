@@ -144,7 +144,7 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
   }
 
   const drainText = get("drain-delay") ?? "5s";
-  const drainDelay = drainText === "0" ? ok(0) : parseDuration(drainText);
+  const drainDelay = parseDuration(drainText);
   if (!drainDelay.ok) return err(`--drain-delay: ${drainDelay.error}`);
 
   const inject: InjectConfig = Object.freeze({

@@ -47,13 +47,9 @@ export function parseControllerOptions(
   if (prometheusUrl && !/^https?:\/\/[^\s/]+/.test(prometheusUrl)) {
     return err(`--prometheus-url ${prometheusUrl}: use a URL such as http://prometheus:9090`);
   }
-  const delayText = get("scale-down-delay") ?? "0s";
-  let scaleDownDelayMs = 0;
-  if (delayText !== "0" && delayText !== "0s") {
-    const d = parseDuration(delayText);
-    if (!d.ok) return err(`--scale-down-delay: ${d.error}`);
-    scaleDownDelayMs = d.value;
-  }
+  const scaleDownDelay = parseDuration(get("scale-down-delay") ?? "0");
+  if (!scaleDownDelay.ok) return err(`--scale-down-delay: ${scaleDownDelay.error}`);
+  const scaleDownDelayMs = scaleDownDelay.value;
   return ok(
     Object.freeze({
       kubeconfig: get("kubeconfig"),
