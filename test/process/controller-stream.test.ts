@@ -228,7 +228,8 @@ describe("route stream over HTTPS", () => {
       expect(revisions[0]).toBe(1);
       expect(revisions.at(-1)).toBe(published);
       expect(revisions).toEqual([...new Set(revisions)].sort((a, b) => a - b));
-      expect(revisions.length).toBeLessThan(published / 3);
+      // Tables were skipped, not queued; how many depends on the kernel's socket buffers.
+      expect(revisions.length).toBeLessThan(published);
     } finally {
       req.destroy();
       hub.delete("shop", "big");
