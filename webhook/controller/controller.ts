@@ -41,7 +41,7 @@ export interface ControllerDeps {
   hub?: RouteHub;
   /** Every app is reconciled this often while leading, as a net for missed events (default 30 s). */
   resyncMs?: number;
-  /** Delay before a failed reconcile is retried (default 1 s). */
+  /** Delay before a failed reconcile is retried (default 1 s); doubles per failure, up to 5 min. */
   retryMs?: number;
   leaseDurationMs?: number;
   leaseRenewMs?: number;
@@ -238,6 +238,8 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     log,
     metrics: deps.metrics,
     isLeader: () => leader.isLeader(),
+    // Not the hub: its table goes only on the next flush, after the namespace event.
+    optedIn: (ns) => enabled.has(ns),
     apps: () =>
       hub.keys().map((k) => {
         const i = k.indexOf("/");

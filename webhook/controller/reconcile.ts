@@ -4,7 +4,9 @@
  * due, asks the pure step machine what comes next, and writes status, Events and scale-downs.
  * Each reconcile ends by asking `nextDueAt` when the app next needs attention and arms one
  * timer for it (none for an app with nothing in progress); a slow resync of every app covers
- * a missed event. Only while leading: losing the lease clears every timer.
+ * a missed event. Only while leading: losing the lease clears every timer. Nothing is written
+ * for an app whose namespace has opted out, whatever timer or resync wakes it. A failed
+ * reconcile is retried after retryMs, doubling per consecutive failure of that app.
  * One run per app at a time; the status written last is remembered until the watch catches
  * up, so a stale cache never replays a transition.
  */
@@ -17,7 +19,7 @@ import type { EventRef, KubeApi } from "./kube.ts";
 import type { MetricsSource, Target } from "./metrics/source.ts";
 import { resolvePolicy, selectRelease } from "./routes.ts";
 import { formatStatus, type ReleaseStatus } from "./status.ts";
-import { analysisDueAt, nextDueAt, nextState } from "./step.ts";
+import { analysisDueAt, nextDueAt, nextState, scaleDownDueAt } from "./step.ts";
 import type { DeploymentView } from "./views.ts";
 
 export interface ReleaseLoopDeps {
@@ -25,17 +27,17 @@ export interface ReleaseLoopDeps {
   log: Logger;
   metrics: MetricsSource;
   isLeader: () => boolean;
+  /** The namespace is still labelled for injection: the only place the loop may write. */
+  optedIn: (namespace: string) => boolean;
   apps: () => { namespace: string; app: string }[];
   state: (namespace: string, app: string) => AppState;
   remembered: (uid: string) => ReleasePolicy | undefined;
   scaleDownDelayMs: number;
   /** Every app is reconciled this often while leading, whatever its timers say. */
   resyncMs: number;
-  /** Delay before an app whose reconcile failed, or whose due time passed unacted, runs again. */
+  /** Delay before an app whose reconcile failed runs again; doubles per consecutive failure. */
   retryMs: number;
   now: () => number;
-  /** Called as each reconcile starts (tests count them). */
-  onReconcile?: (namespace: string, app: string) => void;
 }
 
 export interface ReleaseLoop {
@@ -43,13 +45,16 @@ export interface ReleaseLoop {
   poke(namespace: string, app: string): void;
   /** Leadership gained (reconcile every app, start the resync) or lost (clear every timer). */
   lead(leading: boolean): void;
-  /** Apps with a timer armed: the releases with time-based work ahead (0 on a follower). */
-  armed(): number;
   stop(): void;
 }
 
 /** setTimeout's ceiling (about 24.8 days); a later due time is re-armed by the resync anyway. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest wait between retries of an app that keeps failing (an RBAC-forbidden scale-down). */
+const MAX_RETRY_MS = 5 * 60_000;
+
+/** What a reconcile asks of the scheduler: a wake-up time (epoch ms), none (undefined), or a retry. */
+type Next = number | undefined | "retry";
 
 const refOf = (d: DeploymentView): EventRef => ({
   kind: "Deployment",
@@ -85,13 +90,17 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
   const warned = new Set<string>();
   let stopped = false;
 
+  // Checked before each write, not only when a reconcile starts: leadership and the namespace
+  // label can both change during its awaits.
+  const mayWrite = (namespace: string): boolean => deps.isLeader() && deps.optedIn(namespace);
+
   const event = async (
     d: DeploymentView,
     type: "Normal" | "Warning",
     reason: string,
     message: string,
   ) => {
-    if (!deps.isLeader()) return;
+    if (!mayWrite(d.namespace)) return;
     try {
       await kube.event(refOf(d), type, reason, message);
     } catch (error) {
@@ -126,16 +135,17 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     return analyse(m, policy.gates, (status.step ?? 1) >= (policy.steps?.length ?? 1));
   }
 
-  /** Reconciles one app; resolves to when it next needs attention (epoch ms), if ever. */
-  async function reconcile(namespace: string, app: string): Promise<number | undefined> {
-    deps.onReconcile?.(namespace, app);
+  /** Reconciles one app; resolves to when it next needs attention (epoch ms, if ever) or "retry". */
+  async function reconcile(namespace: string, app: string): Promise<Next> {
+    // The Deployments cache spans every namespace: an opted-out one is not ours to act on.
+    if (!mayWrite(namespace)) return undefined;
     const state = deps.state(namespace, app);
     const choice = selectRelease(state.deployments);
     const d = choice.release;
     if (!d) return undefined;
     for (const s of choice.superseded) {
       const k = `superseded/${s.uid}/${d.uid}`;
-      if (warned.has(k) || !deps.isLeader()) continue;
+      if (warned.has(k) || !mayWrite(namespace)) continue;
       warned.add(k);
       await event(
         s,
@@ -156,7 +166,7 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     if (
       resolved.errors.length > 0 &&
       !warned.has(`policy/${d.uid}/${errorText}`) &&
-      deps.isLeader()
+      mayWrite(namespace)
     ) {
       warned.add(`policy/${d.uid}/${errorText}`);
       const kept = resolved.policy
@@ -213,7 +223,8 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     } else delete next.policyErrors;
 
     const text = formatStatus(next);
-    if (text !== statusText && deps.isLeader()) {
+    if (text !== statusText) {
+      if (!mayWrite(namespace)) return undefined;
       try {
         const newRv = await kube.annotateDeployment(d.namespace, d.name, {
           [ANNOTATION.status]: text,
@@ -228,11 +239,18 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
         });
       } catch (error) {
         log.warn("status write failed", { deployment: `${d.namespace}/${d.name}`, error });
-        return deps.now() + deps.retryMs;
+        return "retry";
       }
       if (transition) await event(d, transition.type, transition.reason, transition.message);
     }
-    const othersRunning = await scaleDown(d, state, next, now);
+    const others = state.deployments.filter((o) => o.uid !== d.uid && o.replicas > 0);
+    let othersRunning = others.length > 0;
+    const scaleAt = scaleDownDueAt(next, deps.scaleDownDelayMs);
+    if (othersRunning && scaleAt !== undefined && now >= scaleAt) {
+      if (await scaleDown(d, others, next)) return "retry";
+      // Done: their watch events bring the cache's replicas to 0, no timer needed meanwhile.
+      othersRunning = false;
+    }
     return nextDueAt({
       status: next,
       policy,
@@ -242,20 +260,16 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     });
   }
 
-  /** Scales the app's other Deployments to 0 once the delay after promotion is over; true while any still runs. */
+  /** Scales the promoted release's `others` to 0; resolves to true if a scale failed. */
   async function scaleDown(
     d: DeploymentView,
-    state: AppState,
+    others: DeploymentView[],
     status: ReleaseStatus,
-    now: number,
   ): Promise<boolean> {
-    const others = state.deployments.filter((o) => o.uid !== d.uid && o.replicas > 0);
-    if (deps.scaleDownDelayMs <= 0 || status.phase !== "Promoted" || !status.promotedAt)
-      return others.length > 0;
-    if (now < Date.parse(status.promotedAt) + deps.scaleDownDelayMs) return others.length > 0;
-    let running = false;
+    let failed = false;
     for (const old of others) {
-      if (!deps.isLeader()) return running;
+      // Not ours to write any more: nothing left to retry either.
+      if (!mayWrite(old.namespace)) return false;
       try {
         await kube.scaleDeployment(old.namespace, old.name, 0);
         await event(
@@ -265,27 +279,38 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
           `scaled to 0: ${d.name} (version ${d.version}) was promoted at ${status.promotedAt}`,
         );
       } catch (error) {
-        running = true;
+        failed = true;
         log.warn("scale-down failed", { deployment: `${old.namespace}/${old.name}`, error });
       }
     }
-    return running;
+    return failed;
   }
 
   let leading = false;
   let resync: NodeJS.Timeout | undefined;
   /** app key -> the one timer armed for its next due time. */
   const timers = new Map<string, NodeJS.Timeout>();
+  /** app key -> consecutive failed reconciles, for the retry backoff. */
+  const failures = new Map<string, number>();
+
+  /**
+   * Doubles the wait per consecutive failure of the app, up to MAX_RETRY_MS: a write the
+   * apiserver refuses for good (RBAC) is not retried, and warned about, every retryMs.
+   */
+  function retryAt(k: string): number {
+    const n = failures.get(k) ?? 0;
+    failures.set(k, n + 1);
+    return deps.now() + Math.min(deps.retryMs * 2 ** n, MAX_RETRY_MS);
+  }
 
   function schedule(namespace: string, app: string, due: number | undefined): void {
     const k = `${namespace}/${app}`;
     clearTimeout(timers.get(k));
     timers.delete(k);
     if (due === undefined || stopped || !leading) return;
-    const now = deps.now();
-    // A due time already past means the reconcile could not act on it (a failed write or
-    // scale, a cache behind our own write): retry later rather than spin.
-    const delay = due > now ? Math.min(due - now, MAX_TIMER_MS) : deps.retryMs;
+    // Failures come back as their own retry time, so a due time already past means only that
+    // the timer fired a little before the clock reached it: go again as soon as it has.
+    const delay = Math.min(Math.max(1, due - deps.now()), MAX_TIMER_MS);
     const timer = setTimeout(() => {
       timers.delete(k);
       run(namespace, app);
@@ -302,12 +327,14 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
       return;
     }
     const p = reconcile(namespace, app)
-      .catch((error) => {
+      .catch((error): Next => {
         log.error("release reconcile failed", { app: k, error });
-        return deps.now() + deps.retryMs;
+        return "retry";
       })
-      .then((due) => {
+      .then((next) => {
         running.delete(k);
+        if (next !== "retry") failures.delete(k);
+        const due = next === "retry" ? retryAt(k) : next;
         if (again.delete(k)) run(namespace, app);
         else schedule(namespace, app, due);
       });
@@ -332,12 +359,12 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     for (const t of timers.values()) clearTimeout(t);
     timers.clear();
     again.clear();
+    failures.clear();
   }
 
   return {
     poke: (namespace, app) => run(namespace, app),
     lead,
-    armed: () => timers.size,
     stop() {
       lead(false);
       stopped = true;

@@ -6,6 +6,7 @@ import {
   analysisDueAt,
   nextDueAt,
   nextState,
+  scaleDownDueAt,
   type DueInput,
   type ObservedRelease,
 } from "./step.ts";
@@ -309,6 +310,18 @@ describe("analysisDueAt", () => {
     expect(analysisDueAt(st({}), policy({ weight: "5" }))).toBeUndefined();
     expect(analysisDueAt(st({ phase: "Promoted" }), auto)).toBeUndefined();
     expect(analysisDueAt(undefined, auto)).toBeUndefined();
+  });
+});
+
+describe("scaleDownDueAt", () => {
+  const promotedAt = new Date(T0).toISOString();
+  it("is the promotion plus the delay once promoted", () => {
+    expect(scaleDownDueAt(st({ phase: "Promoted", promotedAt }), 30_000)).toBe(T0 + 30_000);
+  });
+  it("is undefined with the delay off or before a promotion", () => {
+    expect(scaleDownDueAt(st({ phase: "Promoted", promotedAt }), 0)).toBeUndefined();
+    expect(scaleDownDueAt(st({ promotedAt }), 30_000)).toBeUndefined();
+    expect(scaleDownDueAt(st({ phase: "Promoted" }), 30_000)).toBeUndefined();
   });
 });
 

@@ -83,6 +83,19 @@ export function analysisDueAt(
   return ms(status.stepStartedAt, 0) + policy.intervalMs;
 }
 
+/**
+ * When the app's other Deployments are to be scaled to 0 (epoch ms), if ever: promotedAt +
+ * `--scale-down-delay` (0 = never).
+ */
+export function scaleDownDueAt(
+  status: ReleaseStatus,
+  scaleDownDelayMs: number,
+): number | undefined {
+  if (scaleDownDelayMs <= 0 || status.phase !== "Promoted" || status.promotedAt === undefined)
+    return undefined;
+  return Date.parse(status.promotedAt) + scaleDownDelayMs;
+}
+
 export interface DueInput {
   /** The status in force once this reconcile's write is done. */
   status: ReleaseStatus | undefined;
@@ -117,19 +130,12 @@ export function nextDueAt(input: DueInput): number | undefined {
   if (!status || !policy) return undefined;
   const due: number[] = [];
   const deadline = Date.parse(status.lastProgressAt) + policy.progressDeadlineMs + 1;
-  const automated = policy.strategy === "canary" && policy.steps !== undefined;
-  if (status.phase === "Progressing" && automated) {
-    due.push(input.ready ? (analysisDueAt(status, policy) ?? NaN) : deadline);
-  }
+  // Defined exactly for a Progressing automated canary.
+  const analysis = analysisDueAt(status, policy);
+  if (analysis !== undefined) due.push(input.ready ? analysis : deadline);
   if (status.phase === "Pending" && !input.ready) due.push(deadline);
-  if (
-    status.phase === "Promoted" &&
-    input.scaleDownDelayMs > 0 &&
-    input.othersRunning &&
-    status.promotedAt !== undefined
-  ) {
-    due.push(Date.parse(status.promotedAt) + input.scaleDownDelayMs);
-  }
+  const scaleDown = scaleDownDueAt(status, input.scaleDownDelayMs);
+  if (scaleDown !== undefined && input.othersRunning) due.push(scaleDown);
   const finite = due.filter(Number.isFinite);
   return finite.length > 0 ? Math.min(...finite) : undefined;
 }
