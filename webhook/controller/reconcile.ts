@@ -326,6 +326,7 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
       again.add(k);
       return;
     }
+    const startedAt = deps.now();
     const p = reconcile(namespace, app)
       .catch((error): Next => {
         log.error("release reconcile failed", { app: k, error });
@@ -333,8 +334,12 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
       })
       .then((next) => {
         running.delete(k);
-        if (next !== "retry") failures.delete(k);
-        const due = next === "retry" ? retryAt(k) : next;
+        // A due time that had passed before this reconcile began, and was not acted on, would
+        // re-run the app every millisecond: a bug in nextDueAt, so back off like a failure.
+        const stuck = typeof next === "number" && next <= startedAt;
+        if (stuck) log.warn("release due time did not advance; backing off", { app: k, due: next });
+        if (next !== "retry" && !stuck) failures.delete(k);
+        const due = next === "retry" || stuck ? retryAt(k) : next;
         if (again.delete(k)) run(namespace, app);
         else schedule(namespace, app, due);
       });
