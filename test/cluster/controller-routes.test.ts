@@ -3,6 +3,7 @@
  * an opted-in namespace whose Deployments the stand-in kubelet runs as processes; a test
  * client subscribes to the route stream over TLS with a real TokenRequest token.
  */
+import https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABEL } from "../../shared/annotations.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
@@ -65,6 +66,22 @@ describe("controller: routing tables from a real apiserver", () => {
     expect(t.endpoints.v1?.[0]).toMatch(/^127\.0\.\d+\.\d+:15006$/);
     expect(t.release).toBeUndefined();
     expect(Buffer.from(t.hopKey ?? "", "base64").length).toBe(32);
+  });
+
+  it("the webhook's /metrics shows the open stream, its cached review and the leader", async () => {
+    const text = await new Promise<string>((resolve, reject) => {
+      https
+        .get(`${url()}/metrics`, { ca: ca() }, (res) => {
+          let body = "";
+          res.setEncoding("utf8").on("data", (c: string) => (body += c));
+          res.once("end", () => resolve(body));
+        })
+        .once("error", reject);
+    });
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+    expect(value("verso_controller_route_subscribers")).toBeGreaterThanOrEqual(1);
+    expect(value("verso_controller_review_cache_entries")).toBeGreaterThanOrEqual(1);
+    expect(value("verso_controller_leader")).toBe(1);
   });
 
   it("an annotation change reaches the subscribed stream", async () => {

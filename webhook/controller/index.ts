@@ -85,6 +85,14 @@ export async function startControllerIn(host: ControllerHost): Promise<Controlle
     },
   });
   new Gauge({
+    name: "verso_controller_review_cache_entries",
+    help: "TokenReview answers cached for route-stream callers (bounded; see docs/controller.md).",
+    registers: [host.registry],
+    collect() {
+      this.set(auth.cached());
+    },
+  });
+  new Gauge({
     name: "verso_controller_leader",
     help: "1 when this replica holds the controller Lease.",
     registers: [host.registry],

@@ -74,7 +74,7 @@ export function bearer(header: string | undefined): string | undefined {
 
 export interface Authenticator {
   authenticate(authorization: string | undefined): Promise<AuthResult>;
-  /** Answers held now (expired ones included until they are swept). */
+  /** Answers held now (expired ones included until they are swept); exported as a gauge. */
   cached(): number;
 }
 
