@@ -4,8 +4,9 @@
  * process exit and on SIGINT/SIGTERM. Nothing is left running behind a test or a demo.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { waitFor } from "./ports.ts";
 
 export interface ProcessSpec {
   /** Short name for logs, e.g. `etcd`. */
@@ -90,6 +91,29 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   } catch {
     // Already gone.
   }
+}
+
+/**
+ * The first match of `pattern` in the process's log, polled until `timeoutMs`. The log is
+ * written a little behind the process, so this also serves for a line printed just before it
+ * exited; if the process has exited without it, the timeout error carries the log.
+ */
+export function waitForLog(
+  proc: ManagedProcess,
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<RegExpExecArray> {
+  return waitFor(
+    `${String(pattern)} in ${proc.logFile}`,
+    async () => {
+      const log = readFileSync(proc.logFile, "utf8");
+      const match = pattern.exec(log);
+      if (match === null && !proc.running()) throw new Error(`${proc.name} exited:\n${log}`);
+      return match ?? undefined;
+    },
+    timeoutMs,
+    20,
+  );
 }
 
 /** Stops every live process, in reverse start order. */

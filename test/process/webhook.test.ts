@@ -2,11 +2,10 @@
  * The webhook over real HTTPS on 127.0.0.1: in-process via startServer (so failures can be
  * injected), then the real `node webhook/main.ts` process once.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { request, type Agent } from "node:https";
+import type { Agent } from "node:https";
 import { Router, type Response } from "express";
 import fjp from "fast-json-patch";
 import type { Operation } from "fast-json-patch";
@@ -15,8 +14,18 @@ import { createLogger } from "../../shared/log.ts";
 import { startServer, type WebhookServer } from "../../webhook/admission/server.ts";
 import { writeSelfSigned } from "../../webhook/admission/tls.ts";
 import { parseConfig, type WebhookConfig } from "../../webhook/config.ts";
+import { NODE, REPO_ROOT, WEBHOOK_MAIN } from "../harness/paths.ts";
 import { waitFor } from "../harness/ports.ts";
-import { makeAgent, review, samplePod, send, servedFingerprint } from "./webhookClient.ts";
+import { startProcess, stopAll, waitForLog } from "../harness/processes.ts";
+import {
+  makeAgent,
+  review,
+  samplePod,
+  send,
+  sendHeld,
+  servedFingerprint,
+  type HttpResult,
+} from "./webhookClient.ts";
 
 const quiet = createLogger("webhook-test", "error");
 
@@ -64,6 +73,13 @@ const responseOf = (json: unknown) =>
     patch?: string;
     warnings?: string[];
   };
+
+/** What the drain assertions look at: the status, how the answer left its connection, the text. */
+const ending = (r: HttpResult) => ({
+  status: r.status,
+  connection: r.headers.connection,
+  text: r.body,
+});
 
 describe("webhook server (in-process, real HTTPS)", () => {
   let dir: string;
@@ -300,11 +316,11 @@ describe("webhook server drain (in-process)", () => {
     server.onListenerClose(() => setTimeout(() => held?.end("ended\n"), 200));
     const agent = makeAgent(caPem, 1); // keep-alive: the connection outlives the answer
     try {
-      const answer = exchange(agent, `${server.url}/long`, "GET").answer;
+      const answer = send(agent, `${server.url}/long`, "GET");
       await waitFor("the answer's headers", async () => held, 5_000, 10);
       const started = Date.now();
       await server.close(0);
-      expect(await answer).toEqual({
+      expect(ending(await answer)).toEqual({
         status: 200,
         connection: "keep-alive",
         text: "started\nended\n",
@@ -355,84 +371,39 @@ describe("webhook server with --controller-ca", () => {
   });
 });
 
-const mains = new Set<ChildProcess>();
-afterAll(() => {
-  for (const child of mains) if (child.exitCode === null) child.kill("SIGKILL");
-});
+afterAll(() => stopAll());
+
+/** `node webhook/main.ts <args>`, logging to dir/webhook.log. */
+const spawnMain = (dir: string, args: string[]) =>
+  startProcess({
+    name: "webhook",
+    command: NODE,
+    args: [WEBHOOK_MAIN, ...args],
+    cwd: REPO_ROOT,
+    logFile: join(dir, "webhook.log"),
+  });
 
 /** `node webhook/main.ts` with a self-signed pair in `dir`; resolves once it serves. */
 async function startMain(dir: string, extra: string[] = []) {
-  const child = spawn(
-    process.execPath,
-    [
-      "webhook/main.ts",
-      "--listen",
-      "127.0.0.1:0",
-      "--no-controller",
-      "--self-signed-dir",
-      dir,
-      "--log-level",
-      "info",
-      ...extra,
-    ],
-    { cwd: join(import.meta.dirname, "..", ".."), stdio: ["ignore", "ignore", "pipe"] },
-  );
-  mains.add(child);
-  const out = { stderr: "" };
-  child.stderr.setEncoding("utf8").on("data", (c: string) => (out.stderr += c));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-  const url = await waitFor(
-    '"webhook serving" in the log',
-    async () => {
-      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}:\n${out.stderr}`);
-      return /"msg":"webhook serving","url":"(https:[^"]+)"/.exec(out.stderr)?.[1];
-    },
-    20_000,
-    50,
-  );
-  return { child, url, out, exited };
-}
-
-type Answer = { status: number; connection: string | undefined; text: string };
-
-/**
- * One request on `agent`, answered with the Connection header that send() does not return.
- * `held`: only the headers go out (Expect: 100-continue); the body waits for finish().
- */
-function exchange(agent: Agent, url: string, method: string, body?: string, held = false) {
-  const payload = body === undefined ? undefined : Buffer.from(body);
-  const req = request(url, {
-    method,
-    agent,
-    headers: payload && {
-      "content-type": "application/json",
-      "content-length": String(payload.length),
-      ...(held ? { expect: "100-continue" } : {}),
-    },
-  });
-  req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${url}: timed out`)));
-  const answer = new Promise<Answer>((resolve, reject) => {
-    req.on("error", reject);
-    req.once("response", (res) => {
-      let text = "";
-      res.setEncoding("utf8").on("data", (c: string) => (text += c));
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, text }),
-      );
-    });
-  });
-  // 100 Continue: the server has parsed the headers, so the request is in flight.
-  const continued = new Promise((resolve) => req.once("continue", resolve));
-  if (held) req.flushHeaders();
-  else req.end(payload);
-  return { answer, continued, finish: () => req.end(payload) };
+  const proc = spawnMain(dir, [
+    "--listen",
+    "127.0.0.1:0",
+    "--no-controller",
+    "--self-signed-dir",
+    dir,
+    "--log-level",
+    "info",
+    ...extra,
+  ]);
+  const [, url] = await waitForLog(proc, /"msg":"webhook serving","url":"(https:[^"]+)"/, 20_000);
+  return { proc, url: url!, log: () => readFileSync(proc.logFile, "utf8") };
 }
 
 describe("node webhook/main.ts (the real process)", () => {
   it("starts with a self-signed pair, answers admission, exits 0 on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "verso-webhook-main-"));
-    const { child, url, out, exited } = await startMain(dir, ["--drain-delay", "0"]);
-    expect(out.stderr).toContain(join(dir, "cert.pem"));
+    const { proc, url, log } = await startMain(dir, ["--drain-delay", "0"]);
+    expect(log()).toContain(join(dir, "cert.pem"));
     const agent = makeAgent(readFileSync(join(dir, "cert.pem"), "utf8"));
     try {
       const r = await send(agent, `${url}/mutate`, "POST", JSON.stringify(review(samplePod())));
@@ -444,74 +415,64 @@ describe("node webhook/main.ts (the real process)", () => {
     } finally {
       agent.destroy();
     }
-    child.kill("SIGTERM");
-    expect(await exited).toBe(0);
+    process.kill(proc.pid, "SIGTERM");
+    expect((await proc.exited).code).toBe(0);
     rmSync(dir, { recursive: true, force: true });
   });
 
   it("drains on SIGTERM: /readyz 503 while new connections are still served (Connection: close) for --drain-delay, then refused; in-flight work answered; exit 0", async () => {
     const dir = mkdtempSync(join(tmpdir(), "verso-webhook-drain-"));
     // Long enough for a few TLS handshakes on a loaded machine; nothing below sleeps it out.
-    const { child, url, out, exited } = await startMain(dir, ["--drain-delay", "2s"]);
+    const { proc, url, log } = await startMain(dir, ["--drain-delay", "2s"]);
     const caPem = readFileSync(join(dir, "cert.pem"), "utf8");
     const held = makeAgent(caPem, 1);
     const fresh = makeAgent(caPem);
     try {
       // In flight from before SIGTERM until after the listener has closed.
       const body = JSON.stringify(review(samplePod(), { uid: "in-flight" }));
-      const inflight = exchange(held, `${url}/mutate`, "POST", body, true);
+      const inflight = sendHeld(held, `${url}/mutate`, "POST", body);
       // Awaited below; if a step before fails, its rejection must not surface as unhandled.
-      inflight.answer.catch(() => undefined);
+      inflight.result.catch(() => undefined);
       await inflight.continued;
 
-      child.kill("SIGTERM");
-      await waitFor(
-        "the shutdown log line",
-        async () => /shutting down/.test(out.stderr) || undefined,
-        5_000,
-        20,
-      );
+      process.kill(proc.pid, "SIGTERM");
+      await waitForLog(proc, /shutting down/, 5_000);
 
       // New connections during the delay: not ready, yet admission is answered, and every
       // answer ends its connection, so each request here opens a new one.
-      const ready = await exchange(fresh, `${url}/readyz`, "GET").answer;
+      const ready = ending(await send(fresh, `${url}/readyz`, "GET"));
       expect(ready).toEqual({ status: 503, connection: "close", text: "not ready: draining\n" });
-      const admitted = await exchange(
+      const admitted = await send(
         fresh,
         `${url}/mutate`,
         "POST",
         JSON.stringify(review(samplePod(), { uid: "during-drain" })),
-      ).answer;
-      expect([admitted.status, admitted.connection]).toEqual([200, "close"]);
-      expect(responseOf(JSON.parse(admitted.text))).toMatchObject({
+      );
+      expect([admitted.status, admitted.headers.connection]).toEqual([200, "close"]);
+      expect(responseOf(admitted.json)).toMatchObject({
         uid: "during-drain",
         allowed: true,
         patchType: "JSONPatch",
       });
-      const healthy = await exchange(fresh, `${url}/healthz`, "GET").answer;
+      const healthy = ending(await send(fresh, `${url}/healthz`, "GET"));
       expect(healthy).toEqual({ status: 200, connection: "close", text: "ok\n" });
-      expect(child.exitCode).toBe(null);
-      expect(out.stderr).not.toMatch(/no longer accepting/); // all of the above was in the delay
+      expect(proc.running()).toBe(true);
+      expect(log()).not.toMatch(/no longer accepting/); // all of the above was in the delay
 
       // After the delay: new connections are refused.
-      await waitFor(
-        "the listener-closed log line",
-        async () => /no longer accepting connections/.test(out.stderr) || undefined,
-        10_000,
-        20,
-      );
-      await expect(exchange(fresh, `${url}/readyz`, "GET").answer).rejects.toMatchObject({
+      await waitForLog(proc, /no longer accepting connections/, 10_000);
+      await expect(send(fresh, `${url}/readyz`, "GET")).rejects.toMatchObject({
         code: "ECONNREFUSED",
       });
 
       // The request in flight since before SIGTERM is still answered, and ends its connection.
       inflight.finish();
-      const r = await inflight.answer;
-      expect([r.status, r.connection]).toEqual([200, "close"]);
-      expect(responseOf(JSON.parse(r.text))).toMatchObject({ uid: "in-flight", allowed: true });
+      const r = await inflight.result;
+      expect([r.status, r.headers.connection]).toEqual([200, "close"]);
+      expect(responseOf(r.json)).toMatchObject({ uid: "in-flight", allowed: true });
 
       const code = await Promise.race([
-        exited,
+        proc.exited.then((exit) => exit.code),
         new Promise((resolve) => setTimeout(resolve, 15_000, "still running 15 s after SIGTERM")),
       ]);
       expect(code).toBe(0);
@@ -523,14 +484,10 @@ describe("node webhook/main.ts (the real process)", () => {
   });
 
   it("fails fast with a message on a bad flag", async () => {
-    const child = spawn(process.execPath, ["webhook/main.ts", "--capture", "ebpf"], {
-      cwd: join(import.meta.dirname, "..", ".."),
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-    expect(code).toBe(2);
-    expect(stderr).toMatch(/--capture ebpf: use iptables or port/);
+    const dir = mkdtempSync(join(tmpdir(), "verso-webhook-flag-"));
+    const proc = spawnMain(dir, ["--capture", "ebpf"]);
+    expect((await proc.exited).code).toBe(2);
+    await waitForLog(proc, /--capture ebpf: use iptables or port/, 5_000);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

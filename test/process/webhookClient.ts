@@ -1,9 +1,11 @@
 /** A minimal HTTPS client for the webhook tests and the benchmark (node:https, real TLS). */
+import type { ClientRequest, IncomingHttpHeaders } from "node:http";
 import { Agent, request } from "node:https";
 import { connect } from "node:tls";
 
 export interface HttpResult {
   status: number;
+  headers: IncomingHttpHeaders;
   body: string;
   json: unknown;
 }
@@ -19,8 +21,43 @@ export function send(
   body?: string | Buffer,
   headers: Record<string, string> = { "content-type": "application/json" },
 ): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent, headers }, (res) => {
+  const { req, result } = open(agent, url, method, headers);
+  if (body !== undefined) req.end(body);
+  else req.end();
+  return result;
+}
+
+/**
+ * A request kept in flight for as long as the caller wants: the headers go out now with
+ * `Expect: 100-continue`, the body only on finish(). `continued` resolves on the server's
+ * 100 Continue, i.e. once it has parsed the headers and counts the request as begun.
+ */
+export function sendHeld(
+  agent: Agent,
+  url: string,
+  method: string,
+  body: string,
+): { result: Promise<HttpResult>; continued: Promise<void>; finish: () => void } {
+  const payload = Buffer.from(body);
+  const { req, result } = open(agent, url, method, {
+    "content-type": "application/json",
+    "content-length": String(payload.length),
+    expect: "100-continue",
+  });
+  const continued = new Promise<void>((resolve) => req.once("continue", () => resolve()));
+  req.flushHeaders();
+  return { result, continued, finish: () => req.end(payload) };
+}
+
+function open(
+  agent: Agent,
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+): { req: ClientRequest; result: Promise<HttpResult> } {
+  const req = request(url, { method, agent, headers });
+  const result = new Promise<HttpResult>((resolve, reject) => {
+    req.on("response", (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {
@@ -31,14 +68,13 @@ export function send(
         } catch {
           json = undefined;
         }
-        resolve({ status: res.statusCode ?? 0, body: text, json });
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text, json });
       });
     });
     req.on("error", reject);
-    req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${url}: timed out`)));
-    if (body !== undefined) req.end(body);
-    else req.end();
   });
+  req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${url}: timed out`)));
+  return { req, result };
 }
 
 /** SHA-256 fingerprint of the certificate the server presents right now (new connection). */
