@@ -62,7 +62,11 @@ export function startProcess(spec: ProcessSpec): ManagedProcess {
       log.write(`[harness] exited code=${code} signal=${signal}\n`);
       resolve({ code, signal });
     });
-  }).finally(() => log.end());
+  });
+  // "exit" can come before the last output is read: the log ends once stdio has closed too
+  // (or spawning failed), so late output is never written to an ended stream.
+  child.once("close", () => log.end());
+  child.once("error", () => log.end());
   const proc: ManagedProcess = {
     name: spec.name,
     pid: child.pid ?? -1,
