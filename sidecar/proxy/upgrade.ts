@@ -3,7 +3,7 @@
  * local app or a peer, relay the 101 and then splice the two sockets. A refused peer is
  * retried on the next one, then the local app (counted as a fallback).
  */
-import http, { type IncomingMessage } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { VersoError } from "../../shared/errors.ts";
 import type { TableStore } from "../config/store.ts";
@@ -13,7 +13,7 @@ import { HOP_HEADER } from "../routing/hop.ts";
 import { codeClass, methodClass, type ProxyMetrics } from "../metrics/metrics.ts";
 import { requestHeaders, takeHopToken, VERSION_HEADER } from "./headers.ts";
 import type { PeerPool } from "./peers.ts";
-import { CONNECT_TIMEOUT_MS, errorKind, type Target } from "./upstream.ts";
+import { CONNECT_TIMEOUT_MS, errorKind, type Target, upstreamRequest } from "./upstream.ts";
 
 export interface UpgradeDeps {
   app: Target;
@@ -76,16 +76,7 @@ export function handleUpgrade(
       deps.metrics.fellBack(d.fallback);
     }
     const target: Target = peer ?? deps.app;
-    const up = http.request({
-      host: target.host,
-      port: target.port,
-      method: req.method,
-      path: req.url,
-      headers,
-      agent: false,
-      setHost: false,
-      timeout: CONNECT_TIMEOUT_MS,
-    });
+    const up = upstreamRequest(req, target, headers, false, CONNECT_TIMEOUT_MS);
     up.once("upgrade", (upRes, upSocket: Socket, upHead: Buffer) => {
       up.setTimeout(0);
       upSocket.setTimeout(0);

@@ -38,6 +38,26 @@ export interface AttemptHandlers {
 /** A peer that does not accept within this long is treated like one that refused. */
 export const CONNECT_TIMEOUT_MS = 2_000;
 
+/** The client request for `req` at `target`: same method, target and headers (Host kept). */
+export function upstreamRequest(
+  req: IncomingMessage,
+  target: Target,
+  headers: OutgoingHttpHeaders,
+  agent: Agent | false,
+  timeoutMs: number,
+): http.ClientRequest {
+  return http.request({
+    host: target.host,
+    port: target.port,
+    method: req.method,
+    path: req.url,
+    headers,
+    agent,
+    setHost: false,
+    timeout: timeoutMs,
+  });
+}
+
 export function attempt(
   req: IncomingMessage,
   res: ServerResponse,
@@ -47,16 +67,7 @@ export function attempt(
   idleTimeoutMs: number,
   h: AttemptHandlers,
 ): void {
-  const up = http.request({
-    host: target.host,
-    port: target.port,
-    method: req.method,
-    path: req.url,
-    headers,
-    agent,
-    setHost: false,
-    timeout: idleTimeoutMs,
-  });
+  const up = upstreamRequest(req, target, headers, agent, idleTimeoutMs);
   let piped = false;
   let settled = false;
   const pipeBody = (): void => {
