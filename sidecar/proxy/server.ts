@@ -183,6 +183,24 @@ export function createProxy(opts: ProxyOptions): Proxy {
     send(x, peer, false, onError);
   }
 
+  /** decide(), except that without a hop key nothing can be forwarded: serve here instead. */
+  function route(req: IncomingMessage, hopValid: boolean): Decision {
+    const d = decide(
+      { url: req.url ?? "/", headers: req.headers, hopValid },
+      store.current,
+      opts.version,
+      roll,
+    );
+    if (!("forward" in d) || store.hop.hasKey()) return d;
+    if (!warnedNoKey) {
+      warnedNoKey = true;
+      log.error(
+        "no hop key: serving locally instead of forwarding; set --hop-key-file or the table's hopKey",
+      );
+    }
+    return { serve: "local", reason: d.reason, fallback: d.forward };
+  }
+
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     active++;
     const hopValid = takeHopToken(req.headers, store.hop, Date.now());
@@ -207,21 +225,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       const source = x.forwardedIn ? "forwarded" : "local";
       metrics.served(methodClass(req.method), codeClass(res.statusCode), source, seconds);
     });
-    let d = decide(
-      { url: req.url ?? "/", headers: req.headers, hopValid },
-      store.current,
-      opts.version,
-      roll,
-    );
-    if ("forward" in d && !store.hop.hasKey()) {
-      if (!warnedNoKey) {
-        warnedNoKey = true;
-        log.error(
-          "no hop key: serving locally instead of forwarding; set --hop-key-file or the table's hopKey",
-        );
-      }
-      d = { serve: "local", reason: d.reason, fallback: d.forward };
-    }
+    const d = route(req, hopValid);
     if ("forward" in d) return forward(x, d);
     if (d.fallback !== undefined) metrics.fellBack(d.fallback);
     serveLocal(x, false);
@@ -239,7 +243,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       store,
       pool,
       metrics,
-      roll,
+      route,
     }),
   );
   server.on("clientError", (_err, socket: Socket) => {

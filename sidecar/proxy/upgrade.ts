@@ -8,7 +8,7 @@ import type { Socket } from "node:net";
 import { VersoError } from "../../shared/errors.ts";
 import type { TableStore } from "../config/store.ts";
 import type { Peer } from "../routing/compile.ts";
-import { decide } from "../routing/decide.ts";
+import type { Decision } from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import { codeClass, methodClass, type ProxyMetrics } from "../metrics/metrics.ts";
 import { requestHeaders, takeHopToken, VERSION_HEADER } from "./headers.ts";
@@ -22,7 +22,8 @@ export interface UpgradeDeps {
   store: TableStore;
   pool: PeerPool;
   metrics: ProxyMetrics;
-  roll: () => number;
+  /** The proxy's routing step (server.ts): the same decision a plain request would get. */
+  route: (req: IncomingMessage, hopValid: boolean) => Decision;
 }
 
 function head(status: number, message: string, raw: string[], extra?: [string, string]): string {
@@ -44,12 +45,7 @@ export function handleUpgrade(
     remoteAddress: hopValid ? undefined : socket.remoteAddress,
     upgrade: true,
   });
-  const d = decide(
-    { url: req.url ?? "/", headers: req.headers, hopValid },
-    deps.store.current,
-    deps.version,
-    deps.roll,
-  );
+  const d = deps.route(req, hopValid);
   socket.on("error", () => socket.destroy());
   const tried = new Set<string>();
 
@@ -64,7 +60,7 @@ export function handleUpgrade(
   const connect = (): void => {
     let peer: Peer | undefined;
     if ("forward" in d) {
-      peer = deps.store.hop.hasKey() ? deps.pool.pick(d.peers, Date.now(), tried) : undefined;
+      peer = deps.pool.pick(d.peers, Date.now(), tried);
       if (peer) {
         headers[HOP_HEADER] = deps.store.hop.sign(peer.version, Date.now());
         deps.metrics.forwarded(peer.version);
