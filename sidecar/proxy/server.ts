@@ -149,6 +149,8 @@ export function createProxy(opts: ProxyOptions): Proxy {
     const peer: Peer | undefined = pool.pick(d.peers, now, x.tried);
     if (!peer) {
       metrics.fellBack(d.forward);
+      // A failed attempt left the token signed for that peer: it is not the app's to see.
+      delete x.headers[HOP_HEADER];
       return serveLocal(x, false);
     }
     if (x.tried) metrics.retried(peer.version);
