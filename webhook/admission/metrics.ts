@@ -5,10 +5,7 @@
  */
 import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
-export type MetricOutcome = "injected" | "skipped" | "error" | "rejected";
-
 export interface AdmissionMetrics {
-  registry: Registry;
   requests: Counter<"outcome" | "reason">;
   skips: Counter<"reason">;
   errors: Counter<"code">;
@@ -23,7 +20,6 @@ export function createRegistry(): Registry {
 
 export function createAdmissionMetrics(registry: Registry): AdmissionMetrics {
   return {
-    registry,
     requests: new Counter({
       name: "verso_webhook_admission_requests_total",
       help: "Admission requests by outcome (injected, skipped, error, rejected) and reason code",

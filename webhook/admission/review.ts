@@ -29,7 +29,6 @@ export interface AdmissionResponse {
   patchType?: "JSONPatch";
   patch?: string;
   warnings?: string[];
-  status?: { code: number; message: string };
 }
 
 /** Codes for requests answered 4xx (the metric's reason label and the body's `code`). */

@@ -95,7 +95,7 @@ export function watchPair(
   files: TlsFiles,
   current: TlsPair,
   install: (pair: TlsPair) => void,
-  opts: { pollMs: number; logger: Logger; onReload?: (ok: boolean) => void },
+  opts: { pollMs: number; logger: Logger },
 ): TlsReloader {
   let last = current;
   let running: Promise<boolean> | undefined;
@@ -109,14 +109,12 @@ export function watchPair(
     } catch (e) {
       // Mid-rotation the two files can disagree for a moment; the next event or poll retries.
       opts.logger.warn("tls reload failed, keeping the current certificate", { err: e });
-      opts.onReload?.(false);
       return false;
     }
     if (pair.cert === last.cert && pair.key === last.key) return false;
     install(pair);
     last = pair;
     opts.logger.info("tls certificate reloaded", { certFile: files.certFile });
-    opts.onReload?.(true);
     return true;
   };
 
