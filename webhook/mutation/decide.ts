@@ -89,7 +89,7 @@ export function decide(pod: Pod, namespace: string, config: InjectConfig): Decis
   const clash = candidates.filter(isProxyPort);
   if (clash.length > 0) return skip(["port_conflict"], [`ports ${clash.join(",")}`]);
 
-  const ports = appPorts(pod, t.ports, t.excludePorts);
+  const ports = appPorts(candidates, t.excludePorts);
   const primary = ports[0];
   if (primary === undefined) return skip(["no_ports"]);
 

@@ -6,7 +6,7 @@
  *   then                  -> minus verso.dev/exclude-ports, duplicates removed
  */
 import { PROXY_PORT } from "../../shared/pod-env.ts";
-import type { Container, Pod } from "./pod.ts";
+import type { Container } from "./pod.ts";
 
 export function declaredTcpPorts(containers: readonly Container[]): number[] {
   const out: number[] = [];
@@ -19,12 +19,8 @@ export function declaredTcpPorts(containers: readonly Container[]): number[] {
   return out;
 }
 
-export function appPorts(
-  pod: Pod,
-  explicit: readonly number[] | undefined,
-  exclude: ReadonlySet<number>,
-): number[] {
-  const candidates = explicit ?? declaredTcpPorts(pod.spec.containers);
+/** `candidates`: verso.dev/ports when set, else declaredTcpPorts. */
+export function appPorts(candidates: readonly number[], exclude: ReadonlySet<number>): number[] {
   return [...new Set(candidates)].filter((p) => !exclude.has(p));
 }
 
