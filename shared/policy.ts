@@ -255,24 +255,30 @@ export function parsePolicy(annotations: Annotations): Result<ReleasePolicy, Pol
     );
   }
 
-  let weight = 0;
-  const weightRaw = a(ANNOTATION.weight);
-  if (weightRaw !== undefined) {
-    const w = parsePercent(weightRaw, false);
-    if (w === undefined) {
-      errors.push(
-        problem(
-          "POLICY_WEIGHT",
-          ANNOTATION.weight,
-          `${JSON.stringify(weightRaw)}: use a number from 0 to 100, e.g. "10" or "2.5"`,
-        ),
-      );
-    } else weight = w;
-  }
+  // A numeric annotation: absent -> undefined; unreadable -> a problem saying what to write.
+  const number = (
+    key: string,
+    code: PolicyErrorCode,
+    read: (text: string) => number | undefined,
+    hint: string,
+  ): number | undefined => {
+    const raw = a(key);
+    if (raw === undefined) return undefined;
+    const n = read(raw);
+    if (n === undefined) errors.push(problem(code, key, `${JSON.stringify(raw)}: ${hint}`));
+    return n;
+  };
+
+  const weight = number(
+    ANNOTATION.weight,
+    "POLICY_WEIGHT",
+    (t) => parsePercent(t, false),
+    'use a number from 0 to 100, e.g. "10" or "2.5"',
+  );
 
   const policy: ReleasePolicy = {
     strategy,
-    weight,
+    weight: weight ?? 0,
     promote: parseBool(a(ANNOTATION.promote), ANNOTATION.promote, errors),
     intervalMs: parseMs(
       a(ANNOTATION.interval),
@@ -304,46 +310,29 @@ export function parsePolicy(annotations: Annotations): Result<ReleasePolicy, Pol
     if (steps) policy.steps = steps;
   }
 
-  const errRaw = a(ANNOTATION.maxErrorRate);
-  if (errRaw !== undefined) {
-    const r = parsePercent(errRaw, true);
-    if (r === undefined) {
-      errors.push(
-        problem(
-          "POLICY_ERROR_RATE",
-          ANNOTATION.maxErrorRate,
-          `${JSON.stringify(errRaw)}: use a percentage from 0 to 100, e.g. "1" or "1%"`,
-        ),
-      );
-    } else policy.gates.maxErrorRate = r;
-  }
+  const maxErrorRate = number(
+    ANNOTATION.maxErrorRate,
+    "POLICY_ERROR_RATE",
+    (t) => parsePercent(t, true),
+    'use a percentage from 0 to 100, e.g. "1" or "1%"',
+  );
+  if (maxErrorRate !== undefined) policy.gates.maxErrorRate = maxErrorRate;
   const p99 = parseMs(a(ANNOTATION.maxP99), ANNOTATION.maxP99, undefined, errors);
   if (p99 !== undefined) policy.gates.maxP99Ms = p99;
-  const ratioRaw = a(ANNOTATION.maxP99Ratio);
-  if (ratioRaw !== undefined) {
-    const r = NUMBER.test(ratioRaw.trim()) ? Number(ratioRaw) : NaN;
-    if (!(r > 0)) {
-      errors.push(
-        problem(
-          "POLICY_P99_RATIO",
-          ANNOTATION.maxP99Ratio,
-          `${JSON.stringify(ratioRaw)}: use a number above 0, e.g. "1.2"`,
-        ),
-      );
-    } else policy.gates.maxP99Ratio = r;
-  }
-  const minRaw = a(ANNOTATION.minRequests);
-  if (minRaw !== undefined) {
-    if (!/^\d+$/.test(minRaw.trim())) {
-      errors.push(
-        problem(
-          "POLICY_MIN_REQUESTS",
-          ANNOTATION.minRequests,
-          `${JSON.stringify(minRaw)}: use a whole number, e.g. "100"`,
-        ),
-      );
-    } else policy.gates.minRequests = Number(minRaw.trim());
-  }
+  const maxP99Ratio = number(
+    ANNOTATION.maxP99Ratio,
+    "POLICY_P99_RATIO",
+    (t) => (NUMBER.test(t.trim()) && Number(t) > 0 ? Number(t) : undefined),
+    'use a number above 0, e.g. "1.2"',
+  );
+  if (maxP99Ratio !== undefined) policy.gates.maxP99Ratio = maxP99Ratio;
+  const minRequests = number(
+    ANNOTATION.minRequests,
+    "POLICY_MIN_REQUESTS",
+    (t) => (/^\d+$/.test(t.trim()) ? Number(t) : undefined),
+    'use a whole number, e.g. "100"',
+  );
+  if (minRequests !== undefined) policy.gates.minRequests = minRequests;
 
   return errors.length > 0 ? err(errors) : ok(policy);
 }
