@@ -13,7 +13,7 @@ import type { Agent, Dispatcher } from "undici";
 // The Agent alone, not undici's index: the index also loads fetch, WebSocket, the cache and the
 // mocks, +11 MB RSS in every pod for code the proxy never runs (measured, docs/routing.md).
 import UndiciAgent from "undici/lib/dispatcher/agent.js";
-import { HOP_BY_HOP } from "./headers.ts";
+import { connectionTokens, HOP_BY_HOP } from "./headers.ts";
 import { CONNECT_TIMEOUT_MS, type Target, writeHead } from "./upstream.ts";
 
 export interface BodylessHooks {
@@ -67,7 +67,10 @@ export function dispatchBodyless(
         for (let i = 0; i + 1 < raw.length; i += 2) {
           const name = raw[i]!.toString("latin1").toLowerCase();
           if (HOP_BY_HOP.has(name)) {
-            if (name === "connection") named = raw[i + 1]!.toString("latin1").toLowerCase();
+            if (name === "connection") {
+              const v = raw[i + 1]!.toString("latin1");
+              named = named === undefined ? v : `${named},${v}`;
+            }
             continue;
           }
           const value = raw[i + 1]!.toString("latin1");
@@ -75,9 +78,8 @@ export function dispatchBodyless(
           if (prior === undefined) out[name] = value;
           else out[name] = Array.isArray(prior) ? [...prior, value] : [String(prior), value];
         }
-        if (named !== undefined) {
-          for (const t of named.split(",")) delete out[t.trim()];
-        }
+        const tokens = connectionTokens(named);
+        if (tokens) for (const t of tokens) delete out[t];
         hooks.onHead(out);
         writeHead(res, status, message, out);
         res.on("drain", resume);

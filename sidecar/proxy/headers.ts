@@ -23,7 +23,8 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   HOP_HEADER,
 ]);
 
-function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+/** Header names a `Connection` value lists (lowercased), or undefined when it lists none. */
+export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
   const text = Array.isArray(value) ? value.join(",") : value;
   let tokens: Set<string> | undefined;

@@ -1,5 +1,5 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../shared/log.ts";
 import { freePort } from "../../test/harness/ports.ts";
@@ -8,23 +8,19 @@ import { createMetrics } from "../metrics/metrics.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import { createProxy } from "./server.ts";
 
-const listen = (server: http.Server): Promise<number> =>
+const listen = (server: net.Server): Promise<number> =>
   new Promise((resolve) =>
     server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)),
   );
 
-describe("proxy fallback after a refused peer", () => {
-  const servers: http.Server[] = [];
+describe("proxy", () => {
+  const servers: net.Server[] = [];
   afterEach(() => {
     for (const s of servers.splice(0)) s.close();
   });
 
-  it("serves locally without the hop token it signed for the peer", async () => {
-    // The app answers with the headers it received.
-    const app = http.createServer((req, res) => res.end(JSON.stringify(req.headers)));
-    servers.push(app);
-    const appPort = await listen(app);
-    const refused = await freePort();
+  /** A proxy for app "shop" at v1 in front of the app at `appPort`, with a hop key, no table. */
+  async function start(appPort: number): Promise<{ port: number; store: TableStore }> {
     const log = createLogger("test", "error");
     const store = new TableStore({
       app: "shop",
@@ -33,15 +29,6 @@ describe("proxy fallback after a refused peer", () => {
       allowDerivedKey: false,
       log,
     });
-    store.apply(
-      {
-        app: "shop",
-        revision: 1,
-        release: { version: "v2", strategy: "canary", weight: 100 },
-        endpoints: { v2: [`127.0.0.1:${refused}`] },
-      },
-      false,
-    );
     const proxy = createProxy({
       app: { host: "127.0.0.1", port: appPort },
       appName: "shop",
@@ -53,7 +40,25 @@ describe("proxy fallback after a refused peer", () => {
       log,
     });
     servers.push(proxy.server);
-    const port = await listen(proxy.server);
+    return { port: await listen(proxy.server), store };
+  }
+
+  it("a fallback after a refused peer serves locally without the hop token it signed for the peer", async () => {
+    // The app answers with the headers it received.
+    const app = http.createServer((req, res) => res.end(JSON.stringify(req.headers)));
+    servers.push(app);
+    const appPort = await listen(app);
+    const refused = await freePort();
+    const { port, store } = await start(appPort);
+    store.apply(
+      {
+        app: "shop",
+        revision: 1,
+        release: { version: "v2", strategy: "canary", weight: 100 },
+        endpoints: { v2: [`127.0.0.1:${refused}`] },
+      },
+      false,
+    );
 
     for (const method of ["GET", "POST"]) {
       const { version, body } = await new Promise<{ version: unknown; body: string }>(
@@ -72,5 +77,31 @@ describe("proxy fallback after a refused peer", () => {
       expect(version, method).toBe("v1");
       expect(JSON.parse(body)[HOP_HEADER], method).toBeUndefined();
     }
+  });
+
+  it("drops the response headers named by every Connection header (undici path)", async () => {
+    // A raw app: node:http would merge or rewrite the two Connection headers.
+    const app = net.createServer((socket) => {
+      socket.once("data", () =>
+        socket.end(
+          "HTTP/1.1 200 OK\r\nconnection: x-a\r\nconnection: X-B, close\r\n" +
+            "x-a: 1\r\nx-b: 2\r\nx-c: 3\r\ncontent-length: 2\r\n\r\nok",
+        ),
+      );
+    });
+    servers.push(app);
+    const appPort = await listen(app);
+    const { port } = await start(appPort);
+    const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+      http
+        .get({ host: "127.0.0.1", port, path: "/", agent: false }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.headers));
+        })
+        .on("error", reject);
+    });
+    expect(headers["x-a"]).toBeUndefined();
+    expect(headers["x-b"]).toBeUndefined();
+    expect(headers["x-c"]).toBe("3");
   });
 });
