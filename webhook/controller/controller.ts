@@ -68,6 +68,11 @@ export interface Controller {
 }
 
 const key = (ns: string, app: string): string => `${ns}/${app}`;
+/** key() read back: split at the first "/", since a namespace name never holds one. */
+const appOfKey = (k: string): { namespace: string; app: string } => {
+  const i = k.indexOf("/");
+  return { namespace: k.slice(0, i), app: k.slice(i + 1) };
+};
 
 export async function startController(deps: ControllerDeps): Promise<Controller> {
   const { kc, log } = deps;
@@ -160,9 +165,9 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
       const keys = [...dirty];
       dirty.clear();
       for (const k of keys) {
-        const i = k.indexOf("/");
+        const { namespace, app } = appOfKey(k);
         try {
-          rebuild(k.slice(0, i), k.slice(i + 1));
+          rebuild(namespace, app);
         } catch (error) {
           log.error("table rebuild failed", { app: k, error });
         }
@@ -173,7 +178,9 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
   function markNamespace(ns: string): void {
     for (const d of deploymentsIn(ns)) markDirty(ns, d.app);
     for (const p of podsIn(ns)) markDirty(ns, p.app);
-    for (const k of hub.keys()) if (k.startsWith(`${ns}/`)) markDirty(ns, k.slice(ns.length + 1));
+    for (const { namespace, app } of hub.keys().map(appOfKey)) {
+      if (namespace === ns) markDirty(ns, app);
+    }
   }
 
   const namespaces: Watched<V1Namespace> = watch<V1Namespace>({
@@ -240,11 +247,7 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     isLeader: () => leader.isLeader(),
     // Not the hub: its table goes only on the next flush, after the namespace event.
     optedIn: (ns) => enabled.has(ns),
-    apps: () =>
-      hub.keys().map((k) => {
-        const i = k.indexOf("/");
-        return { namespace: k.slice(0, i), app: k.slice(i + 1) };
-      }),
+    apps: () => hub.keys().map(appOfKey),
     state: stateOf,
     remembered: (uid) => remembered.get(uid),
     scaleDownDelayMs: deps.scaleDownDelayMs,
