@@ -67,6 +67,28 @@ describe("proxy metrics", () => {
     expect(second).toContain('verso_request_duration_seconds_count{app="shop",version="v1"} 5');
   });
 
+  it("every method x code class x source counts into its own series", async () => {
+    const m = createMetrics("shop", "v1");
+    const methods = ["GET", "POST", "PUT", "DELETE", "other"] as const;
+    const codes = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
+    const sources = ["local", "forwarded"] as const;
+    const want: string[] = [];
+    let n = 0;
+    for (const method of methods) {
+      for (const code of codes) {
+        for (const source of sources) {
+          n++;
+          for (let i = 0; i < n; i++) m.served(method, code, source, 0.01);
+          want.push(
+            `verso_requests_total{app="shop",version="v1",method="${method}",code_class="${code}",source="${source}"} ${n}`,
+          );
+        }
+      }
+    }
+    const text = await m.registry.metrics();
+    for (const line of want) expect(text).toContain(line);
+  });
+
   it.each([
     ["GET", "GET"],
     ["PATCH", "other"],

@@ -41,8 +41,11 @@ export function codeClass(status: number): CodeClass {
 const METHODS: readonly MethodClass[] = ["GET", "POST", "PUT", "DELETE", "other"];
 const CODES: readonly CodeClass[] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const SOURCES: readonly ServedSource[] = ["local", "forwarded"];
-const METHOD_INDEX: Record<string, number> = { GET: 0, POST: 1, PUT: 2, DELETE: 3, other: 4 };
-const CODE_INDEX: Record<string, number> = { "1xx": 0, "2xx": 1, "3xx": 2, "4xx": 3, "5xx": 4 };
+const indexOf = <T extends string>(list: readonly T[]) =>
+  Object.fromEntries(list.map((v, i) => [v, i])) as Record<T, number>;
+const METHOD_INDEX = indexOf(METHODS);
+const CODE_INDEX = indexOf(CODES);
+const SOURCE_INDEX = indexOf(SOURCES);
 
 interface CounterChild {
   inc(n?: number): void;
@@ -139,9 +142,10 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
   return {
     registry,
     served(method, code, source, seconds) {
+      // The order slotLabels is built in: method, then code class, then source.
       const slot =
-        (METHOD_INDEX[method]! * CODES.length + CODE_INDEX[code]!) * 2 +
-        (source === "local" ? 0 : 1);
+        (METHOD_INDEX[method] * CODES.length + CODE_INDEX[code]) * SOURCES.length +
+        SOURCE_INDEX[source];
       pending[slot]!++;
       duration.observe(seconds);
     },
