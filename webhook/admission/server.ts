@@ -11,6 +11,7 @@
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { SecureContextOptions } from "node:tls";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import express, { type ErrorRequestHandler, type RequestHandler, type Response } from "express";
@@ -22,7 +23,7 @@ import type { InjectConfig } from "../mutation/config.ts";
 import { admit as defaultAdmit } from "./admit.ts";
 import { createAdmissionMetrics, createRegistry, type AdmissionMetrics } from "./metrics.ts";
 import { parseAdmissionReview, toReview, type RejectCode } from "./review.ts";
-import { readPair, watchPair, writeSelfSigned } from "./tls.ts";
+import { readPair, watchPair, writeSelfSigned, type TlsPair } from "./tls.ts";
 
 export interface ServerDeps {
   logger?: Logger;
@@ -87,6 +88,13 @@ const BODY_ERRORS: Record<string, [number, RejectCode]> = {
   "request.aborted": [400, "bad_request"],
   "request.size.invalid": [400, "bad_request"],
 };
+
+// One builder for the first context and every reload, so a rotation cannot lower the floor.
+const secureOptions = (pair: TlsPair): SecureContextOptions => ({
+  cert: pair.cert,
+  key: pair.key,
+  minVersion: "TLSv1.2",
+});
 
 /** Read once at start: the CA outlives serving certificates by years (restart to change it). */
 async function withControllerCa(config: WebhookConfig): Promise<InjectConfig> {
@@ -275,10 +283,7 @@ export async function startServer(
   };
   app.use(onError);
 
-  const server: Server = createServer(
-    { cert: pair.cert, key: pair.key, minVersion: "TLSv1.2" },
-    app,
-  );
+  const server: Server = createServer(secureOptions(pair), app);
   server.keepAliveTimeout = KEEP_ALIVE_MS;
   server.headersTimeout = 15_000;
   server.requestTimeout = 30_000;
@@ -295,15 +300,10 @@ export async function startServer(
   const host = config.listen.host;
   const address = { host, port: bound.port };
 
-  const reloader = watchPair(
-    files,
-    pair,
-    (p) => server.setSecureContext({ cert: p.cert, key: p.key, minVersion: "TLSv1.2" }),
-    {
-      pollMs: config.tlsPollMs,
-      logger,
-    },
-  );
+  const reloader = watchPair(files, pair, (p) => server.setSecureContext(secureOptions(p)), {
+    pollMs: config.tlsPollMs,
+    logger,
+  });
   const url = `https://${host.includes(":") ? `[${host}]` : host}:${bound.port}`;
   logger.info("webhook serving", { url });
 
