@@ -146,6 +146,26 @@ describe("resolvePolicy and releaseFor", () => {
       weight: 0,
     });
   });
+  it("an aborted release loses its match and sticky rules; another version's failure does not", () => {
+    const rules = { strategy: "canary", weight: "5", match: "header:x-a=1", sticky: "cookie:u" };
+    const aborted = dep("v2", 2, { ...rules, abort: "true" });
+    expect(releaseFor(aborted, resolvePolicy(aborted))).toEqual({
+      version: "v2",
+      strategy: "canary",
+      weight: 0,
+    });
+    const d = dep("v2", 2, {
+      ...rules,
+      status: formatStatus(status({ version: "v1", phase: "Failed", weight: 0 })),
+    });
+    expect(releaseFor(d, resolvePolicy(d))).toEqual({
+      version: "v2",
+      strategy: "canary",
+      weight: 5,
+      match: [{ header: "x-a", value: "1" }],
+      sticky: { cookie: "u" },
+    });
+  });
 });
 
 describe("endpointsOf and buildTable", () => {

@@ -67,13 +67,17 @@ export function resolvePolicy(d: DeploymentView, remembered?: ReleasePolicy): Re
  * | no    | other    | canary     | false   | yes   | status.weight, 0 without status |
  * | no    | other    | canary     | false   | no    | verso.dev/weight  |
  */
+/** Aborted, or this version's release failed: nobody is sent to it any more. */
+const stopped = (policy: ReleasePolicy, status: ReleaseStatus | undefined, version: string) =>
+  policy.abort || (status?.version === version && status.phase === "Failed");
+
 export function weightFor(
   policy: ReleasePolicy,
   status: ReleaseStatus | undefined,
   version: string,
 ): number {
+  if (stopped(policy, status, version)) return 0;
   const own = status?.version === version ? status : undefined;
-  if (policy.abort || own?.phase === "Failed") return 0;
   if (policy.strategy === "blue-green") return policy.promote ? 100 : 0;
   if (policy.promote || own?.phase === "Promoted") return 100;
   if (policy.steps) return own?.weight ?? 0;
@@ -85,11 +89,10 @@ export function releaseFor(d: DeploymentView, resolved: ResolvedPolicy): Release
   if (!policy) return undefined;
   const weight = weightFor(policy, resolved.status, d.version);
   const release: Release = { version: d.version, strategy: policy.strategy, weight };
-  const failed =
-    policy.abort || (resolved.status?.version === d.version && resolved.status.phase === "Failed");
-  // A failed release keeps no match rules either: nobody should be sent to it any more.
-  if (!failed && policy.match && policy.match.length > 0) release.match = policy.match;
-  if (!failed && policy.sticky) release.sticky = policy.sticky;
+  // A stopped release keeps no match rules either.
+  if (stopped(policy, resolved.status, d.version)) return release;
+  if (policy.match && policy.match.length > 0) release.match = policy.match;
+  if (policy.sticky) release.sticky = policy.sticky;
   return release;
 }
 
