@@ -47,9 +47,6 @@ export interface CompiledTable {
   readonly stablePeers: readonly Peer[];
   /** Metric/log label of the stable side: its one version, or "stable" when several share it. */
   readonly stableLabel: string;
-  /** Versions named by the table (release and endpoints): the bounded metric label set. */
-  readonly versions: ReadonlySet<string>;
-  readonly hopKey?: string;
 }
 
 function compileRules(table: RoutingTable): CompiledRule[] {
@@ -86,15 +83,12 @@ function toPeers(version: string, addrs: readonly string[]): Peer[] {
 /** The table must already be shape-checked by parseRoutingTable. */
 export function compileTable(table: RoutingTable): CompiledTable {
   const peers = new Map<string, readonly Peer[]>();
-  const versions = new Set<string>();
   for (const [version, addrs] of Object.entries(table.endpoints)) {
     peers.set(version, Object.freeze(toPeers(version, addrs)));
-    versions.add(version);
   }
   let release: CompiledRelease | undefined;
   if (table.release) {
     const r = table.release;
-    versions.add(r.version);
     const rules = compileRules(table);
     const sticky = r.sticky
       ? "header" in r.sticky
@@ -126,7 +120,5 @@ export function compileTable(table: RoutingTable): CompiledTable {
     peers,
     stablePeers: Object.freeze(stablePeers),
     stableLabel,
-    versions,
-    ...(table.hopKey !== undefined ? { hopKey: table.hopKey } : {}),
   });
 }
