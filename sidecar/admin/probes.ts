@@ -46,23 +46,27 @@ export function parseProbeMap(text: string | undefined): Result<ProbeMap> {
   return ok(out);
 }
 
-export function runProbe(host: string, probe: ProbeTarget): Promise<ProbeOutcome> {
+/** A TCP connect, closed at once: the kubelet's tcpSocket probe, and /ready's app check. */
+export function tcpConnects(host: string, port: number, timeoutMs: number): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
-    if (probe.kind === "tcp") {
-      const socket = net.connect({ host, port: probe.port });
-      socket.setTimeout(PROBE_TIMEOUT_MS, () => {
-        socket.destroy();
-        resolve({ ok: false, reason: "timeout" });
-      });
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve({ ok: true });
-      });
-      socket.once("error", (e) =>
-        resolve({ ok: false, reason: (e as { code?: string }).code ?? "error" }),
-      );
-      return;
-    }
+    const socket = net.connect({ host, port });
+    socket.setTimeout(timeoutMs, () => {
+      socket.destroy();
+      resolve({ ok: false, reason: "timeout" });
+    });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve({ ok: true });
+    });
+    socket.once("error", (e) =>
+      resolve({ ok: false, reason: (e as { code?: string }).code ?? "error" }),
+    );
+  });
+}
+
+export function runProbe(host: string, probe: ProbeTarget): Promise<ProbeOutcome> {
+  if (probe.kind === "tcp") return tcpConnects(host, probe.port, PROBE_TIMEOUT_MS);
+  return new Promise((resolve) => {
     const headers: Record<string, string> = { "user-agent": "kube-probe/verso" };
     for (const h of probe.headers ?? []) headers[h.name] = h.value;
     const mod = probe.scheme === "HTTPS" ? https : http;

@@ -9,13 +9,12 @@
  * every rollout forever.
  */
 import http from "node:http";
-import net from "node:net";
 import type { ProbeMap } from "../../shared/pod-env.ts";
 import { PROBE_PATH_PREFIX } from "../../shared/pod-env.ts";
 import type { TableStore } from "../config/store.ts";
 import type { ProxyMetrics } from "../metrics/metrics.ts";
 import type { Target } from "../proxy/upstream.ts";
-import { runProbe } from "./probes.ts";
+import { runProbe, tcpConnects } from "./probes.ts";
 
 export interface AdminOptions {
   app: Target;
@@ -27,22 +26,9 @@ export interface AdminOptions {
   isDraining: () => boolean;
 }
 
-function appAccepts(app: Target): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: app.host, port: app.port });
-    const done = (v: boolean): void => {
-      s.destroy();
-      resolve(v);
-    };
-    s.setTimeout(1_000, () => done(false));
-    s.once("connect", () => done(true));
-    s.once("error", () => done(false));
-  });
-}
-
 export async function readiness(opts: AdminOptions): Promise<{ ready: boolean; detail: object }> {
   const draining = opts.isDraining();
-  const app = await appAccepts(opts.app);
+  const app = (await tcpConnects(opts.app.host, opts.app.port, 1_000)).ok;
   const table = opts.store.current?.revision ?? null;
   const waited = Date.now() - opts.startedAt >= opts.tableWaitMs;
   const routing = table !== null ? "table" : waited ? "no-release-default" : "waiting-for-table";
