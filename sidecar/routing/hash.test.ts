@@ -79,6 +79,7 @@ describe("sticky split: stickiness and monotonic growth", () => {
 
   it("the same key always lands on the same version at a given weight", () => {
     const t = canary(20, { cookie: "uid" });
+    let released = 0;
     for (const key of keys.slice(0, 2_000)) {
       const first =
         "forward" in
@@ -99,7 +100,11 @@ describe("sticky split: stickiness and monotonic growth", () => {
           );
         expect(again).toBe(first);
       }
+      if (first) released++;
     }
+    // Both sides occur: the stickiness above is not a constant answer.
+    expect(released).toBeGreaterThan(0);
+    expect(released).toBeLessThan(2_000);
   });
 
   it("a key on the release stays there as the weight grows 1 -> 5 -> 20 -> 50 -> 100", () => {
