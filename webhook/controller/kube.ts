@@ -48,18 +48,28 @@ export interface KubeApi {
     lease: LeaseRecord & { holder: string; renewTime: number },
   ): Promise<boolean>;
   readSecretKey(namespace: string, name: string, key: string): Promise<Buffer | undefined>;
-  /** Create the namespace when it is missing (local runs); true when it exists afterwards. */
-  ensureNamespace(name: string): Promise<boolean>;
+  /** Create the namespace when it is missing (local runs). */
+  ensureNamespace(name: string): Promise<void>;
   /** false when it already exists (someone else made it first). */
   createSecret(namespace: string, name: string, data: Record<string, Buffer>): Promise<boolean>;
 }
 
-export const statusCode = (e: unknown): number | undefined => {
+const statusCode = (e: unknown): number | undefined => {
   const c =
     (e as { code?: unknown; statusCode?: unknown })?.code ??
     (e as { statusCode?: unknown })?.statusCode;
   return typeof c === "number" ? c : undefined;
 };
+
+/** `call`'s result, or `fallback` when the apiserver answers `code` (404 missing, 409 taken). */
+async function unless<T, F>(code: 404 | 409, fallback: F, call: () => Promise<T>): Promise<T | F> {
+  try {
+    return await call();
+  } catch (e) {
+    if (statusCode(e) === code) return fallback;
+    throw e;
+  }
+}
 
 const COMPONENT = "verso-controller";
 
@@ -125,13 +135,10 @@ export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeAp
       });
     },
     async readLease(namespace, name) {
-      let lease: V1Lease;
-      try {
-        lease = await coord.readNamespacedLease({ namespace, name });
-      } catch (e) {
-        if (statusCode(e) === 404) return undefined;
-        throw e;
-      }
+      const lease = await unless(404, undefined, () =>
+        coord.readNamespacedLease({ namespace, name }),
+      );
+      if (!lease) return undefined;
       const renew = lease.spec?.renewTime;
       return {
         holder: lease.spec?.holderIdentity,
@@ -157,41 +164,23 @@ export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeAp
           leaseTransitions: l.transitions,
         },
       };
-      try {
+      return unless(409, false, async () => {
         if (l.resourceVersion) await coord.replaceNamespacedLease({ namespace, name, body });
         else await coord.createNamespacedLease({ namespace, body });
         return true;
-      } catch (e) {
-        if (statusCode(e) === 409) return false;
-        throw e;
-      }
+      });
     },
     async readSecretKey(namespace, name, key) {
-      try {
-        const s = await core.readNamespacedSecret({ namespace, name });
-        const v = s.data?.[key];
-        return v === undefined ? undefined : Buffer.from(v, "base64");
-      } catch (e) {
-        if (statusCode(e) === 404) return undefined;
-        throw e;
-      }
+      const s = await unless(404, undefined, () => core.readNamespacedSecret({ namespace, name }));
+      const v = s?.data?.[key];
+      return v === undefined ? undefined : Buffer.from(v, "base64");
     },
     async ensureNamespace(name) {
-      try {
-        await core.readNamespace({ name });
-        return true;
-      } catch (e) {
-        if (statusCode(e) !== 404) throw e;
-      }
-      try {
-        await core.createNamespace({ body: { metadata: { name } } });
-      } catch (e) {
-        if (statusCode(e) !== 409) throw e;
-      }
-      return true;
+      if (await unless(404, undefined, () => core.readNamespace({ name }))) return;
+      await unless(409, undefined, () => core.createNamespace({ body: { metadata: { name } } }));
     },
     async createSecret(namespace, name, data) {
-      try {
+      return unless(409, false, async () => {
         await core.createNamespacedSecret({
           namespace,
           body: {
@@ -203,10 +192,7 @@ export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeAp
           },
         });
         return true;
-      } catch (e) {
-        if (statusCode(e) === 409) return false;
-        throw e;
-      }
+      });
     },
   };
 }
