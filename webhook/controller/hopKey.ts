@@ -14,7 +14,8 @@ export async function loadHopSecret(kube: KubeApi, namespace: string): Promise<B
   for (let i = 0; i < 3; i++) {
     const existing = await kube.readSecretKey(namespace, HOP_SECRET_NAME, KEY);
     if (existing && existing.length >= 16) return existing;
-    if (await kube.createSecret(namespace, HOP_SECRET_NAME, { [KEY]: randomBytes(32) })) continue;
+    // Made, or a racing replica made it first (false): either way, read it back.
+    await kube.createSecret(namespace, HOP_SECRET_NAME, { [KEY]: randomBytes(32) });
   }
   const key = await kube.readSecretKey(namespace, HOP_SECRET_NAME, KEY);
   if (!key) throw new Error(`secret ${namespace}/${HOP_SECRET_NAME} has no "${KEY}"`);
