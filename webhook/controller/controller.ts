@@ -25,7 +25,13 @@ import { createReleaseLoop, type ReleaseLoop } from "./reconcile.ts";
 import { buildTable, endpointsOf, releaseFor, resolvePolicy, selectRelease } from "./routes.ts";
 import { createHub, type RouteHub } from "./stream.ts";
 import { watch, type Watched } from "./informer.ts";
-import { toDeploymentView, toPodView, type DeploymentView, type PodView } from "./views.ts";
+import {
+  deploymentApp,
+  toDeploymentView,
+  toPodView,
+  type DeploymentView,
+  type PodView,
+} from "./views.ts";
 
 export interface ControllerDeps {
   kc: KubeConfig;
@@ -108,8 +114,6 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
   let loop: ReleaseLoop | undefined = undefined;
 
   // Read from the informers' per-namespace index: no scan of the whole cluster per app.
-  const deploymentsIn = (ns: string): DeploymentView[] =>
-    deployments.list(ns).map(toDeploymentView);
   const podsIn = (ns: string): PodView[] =>
     pods
       .list(ns)
@@ -118,7 +122,11 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
 
   function stateOf(ns: string, app: string): AppState {
     return {
-      deployments: deploymentsIn(ns).filter((d) => d.app === app),
+      // Only this app's Deployments get a full view (each hashes its pod template).
+      deployments: deployments
+        .list(ns)
+        .filter((d) => deploymentApp(d) === app)
+        .map(toDeploymentView),
       pods: podsIn(ns).filter((p) => p.app === app),
     };
   }
@@ -176,7 +184,7 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
   }
 
   function markNamespace(ns: string): void {
-    for (const d of deploymentsIn(ns)) markDirty(ns, d.app);
+    for (const d of deployments.list(ns)) markDirty(ns, deploymentApp(d));
     for (const p of podsIn(ns)) markDirty(ns, p.app);
     for (const { namespace, app } of hub.keys().map(appOfKey)) {
       if (namespace === ns) markDirty(ns, app);
@@ -208,7 +216,7 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
       const uid = d.metadata?.uid ?? "";
       const ns = d.metadata?.namespace;
       const before = appOfDeployment.get(uid);
-      const app = toDeploymentView(d).app;
+      const app = deploymentApp(d);
       if (kind === "delete") {
         appOfDeployment.delete(uid);
         remembered.delete(uid);

@@ -44,10 +44,9 @@ const epoch = (d: Date | string | undefined): number => {
   return Number.isFinite(t) ? t : 0;
 };
 
-export function toDeploymentView(d: V1Deployment): DeploymentView {
-  const meta = d.metadata ?? {};
+function identityOf(d: V1Deployment): { app: string | undefined; version: string } {
   const template = d.spec?.template;
-  const identity = deriveIdentity({
+  return deriveIdentity({
     metadata: {
       labels: template?.metadata?.labels ?? {},
       annotations: template?.metadata?.annotations ?? {},
@@ -56,6 +55,15 @@ export function toDeploymentView(d: V1Deployment): DeploymentView {
       containers: (template?.spec?.containers ?? []).map((c) => ({ name: c.name, image: c.image })),
     },
   } as Pod);
+}
+
+/** The app of a Deployment, without the rest of its view (no template hash, no copies). */
+export const deploymentApp = (d: V1Deployment): string | undefined => identityOf(d).app;
+
+export function toDeploymentView(d: V1Deployment): DeploymentView {
+  const meta = d.metadata ?? {};
+  const template = d.spec?.template;
+  const identity = identityOf(d);
   const replicas = d.spec?.replicas ?? 1;
   const st = d.status ?? {};
   const ready =
