@@ -19,8 +19,11 @@ import { CONNECT_TIMEOUT_MS, type Target, writeHead } from "./upstream.ts";
 export interface BodylessHooks {
   /** Adjust response headers (names lowercase) before they are written. */
   onHead(headers: OutgoingHttpHeaders): void;
-  /** Only before a response arrived; later failures destroy the client response instead. */
-  onError(error: Error): void;
+  /**
+   * Only before a response arrived; later failures destroy the client response instead.
+   * `sent`: the request was written to a connected socket, so the upstream may have acted on it.
+   */
+  onError(error: Error, sent: boolean): void;
 }
 
 export function createDispatcher(): Agent {
@@ -94,7 +97,7 @@ export function dispatchBodyless(
       onError(error: Error) {
         res.off("close", onClose);
         if (started) res.destroy();
-        else hooks.onError(error);
+        else hooks.onError(error, abort !== undefined);
       },
     } as unknown as Dispatcher.DispatchHandler,
   );

@@ -104,4 +104,51 @@ describe("proxy", () => {
     expect(headers["x-b"]).toBeUndefined();
     expect(headers["x-c"]).toBe("3");
   });
+
+  it("a bodyless POST the peer received and then reset is not replayed, here or on the app", async () => {
+    let appSaw = 0;
+    const app = http.createServer((_req, res) => {
+      appSaw++;
+      res.end("ok");
+    });
+    servers.push(app);
+    const appPort = await listen(app);
+    let peerSaw = 0;
+    const peer = net.createServer((socket) =>
+      socket.once("data", () => {
+        peerSaw++;
+        socket.destroy();
+      }),
+    );
+    servers.push(peer);
+    const peerPort = await listen(peer);
+    const { port, store } = await start(appPort);
+    store.apply(
+      {
+        app: "shop",
+        revision: 1,
+        release: { version: "v2", strategy: "canary", weight: 100 },
+        endpoints: { v2: [`127.0.0.1:${peerPort}`] },
+      },
+      false,
+    );
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({
+        host: "127.0.0.1",
+        port,
+        method: "POST",
+        path: "/",
+        agent: false,
+      });
+      req.on("response", (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    expect(status).toBe(502);
+    expect(peerSaw).toBe(1);
+    expect(appSaw).toBe(0);
+  });
 });

@@ -109,7 +109,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
     if (x.fast) {
       dispatchBodyless(dispatcher, x.req, x.res, target, x.headers, opts.idleTimeoutMs, {
         onHead,
-        onError: (error) => onError(error, false, false),
+        onError: (error, sent) => onError(error, sent, false),
       });
       return;
     }
