@@ -59,13 +59,13 @@ describe("TokenReview cache", () => {
     expect(s.count("good")).toBe(2);
   });
 
-  it.each<[string, ReviewAnswer]>([
-    ["TokenInvalid", { authenticated: false, error: "invalid bearer token" }],
-    ["TokenInvalid", { ...SHOP, audiences: ["kubernetes"] }],
-    ["NotServiceAccount", { authenticated: true, username: "alice", audiences: ["verso"] }],
-  ])("reuses a refusal (%s) for 5 s only", async (reason, answer) => {
+  it.each<[string, ReviewAnswer, number]>([
+    ["TokenInvalid", { authenticated: false, error: "invalid bearer token" }, 401],
+    ["TokenInvalid", { ...SHOP, audiences: ["kubernetes"] }, 401],
+    ["NotServiceAccount", { authenticated: true, username: "alice", audiences: ["verso"] }, 403],
+  ])("reuses a refusal (%s) for 5 s only", async (reason, answer, status) => {
     const s = setup({ bad: answer });
-    expect(await s.as("bad")).toMatchObject({ ok: false, failure: { reason } });
+    expect(await s.as("bad")).toMatchObject({ ok: false, failure: { reason, status } });
     s.at(4_999);
     expect(await s.as("bad")).toMatchObject({ ok: false, failure: { reason } });
     expect(s.count("bad")).toBe(1);

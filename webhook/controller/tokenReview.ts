@@ -30,38 +30,27 @@ export type AuthResult = { ok: true; caller: Caller } | { ok: false; failure: Au
 
 const SA = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
+const refuse = (
+  status: AuthFailure["status"],
+  reason: AuthFailure["reason"],
+  message: string,
+): AuthResult => ({ ok: false, failure: { status, reason, message } });
+
 /** Pure: a review answer -> the caller or why not. */
 export function judge(answer: ReviewAnswer): AuthResult {
   if (!answer.authenticated) {
-    return {
-      ok: false,
-      failure: {
-        status: 401,
-        reason: "TokenInvalid",
-        message: answer.error || "the token was not accepted",
-      },
-    };
+    return refuse(401, "TokenInvalid", answer.error || "the token was not accepted");
   }
   if (answer.audiences && !answer.audiences.includes(TOKEN_AUDIENCE)) {
-    return {
-      ok: false,
-      failure: {
-        status: 401,
-        reason: "TokenInvalid",
-        message: `the token is not for audience "${TOKEN_AUDIENCE}"`,
-      },
-    };
+    return refuse(401, "TokenInvalid", `the token is not for audience "${TOKEN_AUDIENCE}"`);
   }
   const m = SA.exec(answer.username ?? "");
   if (!m) {
-    return {
-      ok: false,
-      failure: {
-        status: 403,
-        reason: "NotServiceAccount",
-        message: `${answer.username ?? "caller"} is not a service account`,
-      },
-    };
+    return refuse(
+      403,
+      "NotServiceAccount",
+      `${answer.username ?? "caller"} is not a service account`,
+    );
   }
   return { ok: true, caller: { namespace: m[1] as string, serviceAccount: m[2] as string } };
 }
@@ -137,14 +126,11 @@ export function createAuthenticator(
     async authenticate(authorization) {
       const token = bearer(authorization);
       if (!token) {
-        return {
-          ok: false,
-          failure: {
-            status: 401,
-            reason: "NoToken",
-            message: "send Authorization: Bearer <service-account token with audience verso>",
-          },
-        };
+        return refuse(
+          401,
+          "NoToken",
+          "send Authorization: Bearer <service-account token with audience verso>",
+        );
       }
       const key = createHash("sha256").update(token).digest("base64url");
       const hit = cache.get(key, now());
@@ -159,14 +145,11 @@ export function createAuthenticator(
           return result;
         } catch (error) {
           // Not cached: the apiserver being away says nothing about the token.
-          return {
-            ok: false,
-            failure: {
-              status: 503,
-              reason: "ReviewUnavailable",
-              message: `cannot review the token now: ${(error as Error).message}`,
-            },
-          };
+          return refuse(
+            503,
+            "ReviewUnavailable",
+            `cannot review the token now: ${(error as Error).message}`,
+          );
         } finally {
           inflight.delete(key);
         }
