@@ -11,7 +11,6 @@
  * Prints latency p50/p99 (client-side, per request) and requests/s. Bounded by both count
  * and time; the machine is shared, so keep runs short.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +19,8 @@ import { parseArgs } from "node:util";
 import { createLogger } from "../shared/log.ts";
 import { startServer } from "../webhook/admission/server.ts";
 import { parseConfig } from "../webhook/config.ts";
-import { freePort, sleep } from "../test/harness/ports.ts";
+import { freePort, waitFor } from "../test/harness/ports.ts";
+import { installExitHandlers, startProcess } from "../test/harness/processes.ts";
 import { makeAgent, review, samplePod, send } from "../test/process/webhookClient.ts";
 
 const { values } = parseArgs({
@@ -37,9 +37,9 @@ const total = Number(values.requests);
 const deadline = performance.now() + Number(values.seconds) * 1000;
 
 const dir = mkdtempSync(join(tmpdir(), "verso-bench-"));
-const flags = [
+const flags = (listen: string): string[] => [
   "--listen",
-  "127.0.0.1:0",
+  listen,
   "--no-controller",
   "--self-signed-dir",
   dir,
@@ -48,40 +48,36 @@ const flags = [
 ];
 
 async function startChild(): Promise<{ url: string; close: () => Promise<void> }> {
-  // Same flags, own process, log level warn: what a cluster replica does minus the info lines.
+  // Same flags, own process: what a cluster replica does. Its log (one line per admission at
+  // info) goes to a file, so the run pays for writing it without it reaching the terminal.
+  installExitHandlers({ signals: true });
   const port = await freePort();
-  const args = ["webhook/main.ts", ...flags.slice(0, 1), `127.0.0.1:${port}`, ...flags.slice(2)];
-  const child = spawn(process.execPath, args, {
+  const proc = startProcess({
+    name: "webhook",
+    command: process.execPath,
+    args: ["webhook/main.ts", ...flags(`127.0.0.1:${port}`)],
     cwd: join(import.meta.dirname, ".."),
-    // info logs one line per admission: keep them off the terminal, but pay for writing them.
-    stdio: ["ignore", "ignore", values["server-log-level"] === "warn" ? "inherit" : "ignore"],
+    logFile: join(dir, "webhook.log"),
   });
   const url = `https://127.0.0.1:${port}`;
-  const until = performance.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`webhook exited ${child.exitCode}`);
-    try {
+  // At the default log level "webhook serving" is not logged, so readiness is /healthz.
+  await waitFor(
+    `webhook /healthz (log ${proc.logFile})`,
+    async () => {
+      if (!proc.running())
+        throw new Error(`webhook exited:\n${readFileSync(proc.logFile, "utf8")}`);
       const probe = makeAgent(readFileSync(join(dir, "cert.pem"), "utf8"), 1);
       const r = await send(probe, `${url}/healthz`, "GET").finally(() => probe.destroy());
-      if (r.status === 200) break;
-    } catch {
-      // not listening yet (or the certificate not written yet)
-    }
-    if (performance.now() > until) throw new Error("webhook did not start in 20s");
-    await sleep(100);
-  }
-  return {
-    url,
-    close: () =>
-      new Promise((resolve) => {
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
+      return r.status === 200 ? true : undefined;
+    },
+    20_000,
+    100,
+  );
+  return { url, close: async () => void (await proc.stop()) };
 }
 
 async function startInProcess(): Promise<{ url: string; close: () => Promise<void> }> {
-  const parsed = parseConfig(flags, {});
+  const parsed = parseConfig(flags("127.0.0.1:0"), {});
   if (!parsed.ok) throw new Error(parsed.error);
   const s = await startServer(parsed.value, { logger: createLogger("bench", "warn") });
   return { url: s.url, close: () => s.close() };
