@@ -57,7 +57,6 @@ function main(): void {
   });
   const proxy = createProxy({
     app: cfg.app,
-    appName: cfg.appName,
     version: cfg.version,
     versionHeader: cfg.versionHeader,
     idleTimeoutMs: cfg.idleTimeoutSeconds * 1000,

@@ -31,7 +31,6 @@ describe("proxy", () => {
     });
     const proxy = createProxy({
       app: { host: "127.0.0.1", port: appPort },
-      appName: "shop",
       version: "v1",
       versionHeader: true,
       idleTimeoutMs: 5_000,

@@ -23,7 +23,6 @@ import { handleUpgrade } from "./upgrade.ts";
 
 export interface ProxyOptions {
   app: Target;
-  appName: string;
   version: string;
   versionHeader: boolean;
   idleTimeoutMs: number;
