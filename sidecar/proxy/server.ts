@@ -169,7 +169,8 @@ export function createProxy(opts: ProxyOptions): Proxy {
       metrics.upstreamError(kind);
       const safe = !bodySent || (IDEMPOTENT.has(x.req.method ?? "") && bodyless(x.req));
       // A reset on a pooled connection is usually the peer closing an idle keep-alive socket
-      // as we reused it: try the same peer once more before treating it as down.
+      // as we reused it: keep that peer eligible for one more pick (the pool may still choose
+      // another) before treating it as down.
       const firstReset = kind === "peer-reset" && !x.resetRetried;
       if (kind === "peer-reset") x.resetRetried = true;
       if (kind === "peer-connect" || (kind === "peer-reset" && !firstReset && !reused)) {
