@@ -9,11 +9,10 @@ import { LABEL } from "../../shared/annotations.ts";
 import { startControlPlane, type ControlPlane } from "../harness/controlPlane.ts";
 import { waitFor } from "../harness/ports.ts";
 import { startWebhook, type Webhook } from "../harness/webhook.ts";
-import { openStream, serviceAccountToken } from "./controllerFixtures.ts";
+import { leaseHolder, openStream, serviceAccountToken } from "./controllerFixtures.ts";
 import { createNamespace, deployment } from "./fixtures.ts";
 
 const NS = "drain";
-const LEASE = "/apis/coordination.k8s.io/v1/namespaces/verso-system/leases/verso-controller";
 const DRAIN_DELAY_MS = 2_000;
 /** webhook/admission/server.ts: what requests in flight get after the listener closes. */
 const GRACE_MS = 5_000;
@@ -21,9 +20,7 @@ const GRACE_MS = 5_000;
 describe("controller: a replica stopped with SIGTERM", () => {
   let cp: ControlPlane;
   let webhook: Webhook | undefined;
-  const holder = async (): Promise<string | undefined> =>
-    (await cp.client.getOptional<{ spec: { holderIdentity?: string } }>(LEASE))?.spec
-      .holderIdentity || undefined;
+  const holder = (): Promise<string | undefined> => leaseHolder(cp.client);
 
   beforeAll(async () => {
     cp = await startControlPlane();

@@ -9,18 +9,15 @@ import { LABEL } from "../../shared/annotations.ts";
 import { startControlPlane, type ControlPlane } from "../harness/controlPlane.ts";
 import { waitFor } from "../harness/ports.ts";
 import { startWebhook, type Webhook } from "../harness/webhook.ts";
-import { annotate, eventsFor, waitForPhase } from "./controllerFixtures.ts";
+import { annotate, eventsFor, leaseHolder, waitForPhase } from "./controllerFixtures.ts";
 import { createNamespace, deployment } from "./fixtures.ts";
 
 const NS = "lead";
-const LEASE = "/apis/coordination.k8s.io/v1/namespaces/verso-system/leases/verso-controller";
 
 describe("controller: leader election across two replicas", () => {
   let cp: ControlPlane;
   const replicas = new Map<string, Webhook>();
-  const holder = async (): Promise<string | undefined> =>
-    (await cp.client.getOptional<{ spec: { holderIdentity?: string } }>(LEASE))?.spec
-      .holderIdentity || undefined;
+  const holder = (): Promise<string | undefined> => leaseHolder(cp.client);
 
   beforeAll(async () => {
     cp = await startControlPlane();

@@ -27,6 +27,14 @@ export async function serviceAccountToken(
   return r.status.token;
 }
 
+const LEASE = "/apis/coordination.k8s.io/v1/namespaces/verso-system/leases/verso-controller";
+
+/** The controller Lease's holder identity; undefined when there is no Lease or it was released. */
+export async function leaseHolder(client: KubeClient): Promise<string | undefined> {
+  const lease = await client.getOptional<{ spec: { holderIdentity?: string } }>(LEASE);
+  return lease?.spec.holderIdentity || undefined;
+}
+
 export interface Answer {
   status: number;
   body: string;
