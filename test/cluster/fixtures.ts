@@ -3,8 +3,6 @@ import type { KubeClient } from "../harness/kubeClient.ts";
 import type { List, Pod } from "../harness/podTypes.ts";
 import { waitFor } from "../harness/ports.ts";
 
-export const PROXY_IMAGE_HINT = /verso/;
-
 export async function createNamespace(
   client: KubeClient,
   name: string,

@@ -149,7 +149,3 @@ export function installExitHandlers(options: { signals: boolean }): void {
     });
   }
 }
-
-export function liveProcesses(): readonly ManagedProcess[] {
-  return [...live];
-}
