@@ -134,4 +134,42 @@ describe("leader election", () => {
     expect(a.isLeader()).toBe(false);
     expect(store.get()?.holder).toBe("other");
   });
+
+  it("a holder whose clock runs behind is not taken over while its record keeps changing", async () => {
+    const store = leaseStore();
+    let now = 1_000_000;
+    // The other replica's clock is a minute behind: its renewTime looks long expired to us.
+    const renewByOther = () => {
+      const l = store.get();
+      return store.api.writeLease("v", "l", {
+        holder: "other",
+        renewTime: now - 60_000,
+        durationSeconds: 15,
+        transitions: 1,
+        resourceVersion: l?.resourceVersion,
+      });
+    };
+    await renewByOther();
+    const a = startLeaderElection(store.api, log, {
+      namespace: "v",
+      name: "l",
+      identity: "a",
+      renewMs: 10,
+      now: () => now,
+    });
+    started.push(a);
+    await flush();
+    expect(a.isLeader()).toBe(false);
+    for (let i = 0; i < 3; i++) {
+      now += 10_000; // renewed every 10 s: never 15 s without a change
+      await renewByOther();
+      await flush();
+      expect(a.isLeader()).toBe(false);
+      expect(store.get()?.holder).toBe("other");
+    }
+    now += 16_000; // the other stops renewing: 16 s of our clock without a change
+    await flush();
+    expect(a.isLeader()).toBe(true);
+    expect(store.get()?.holder).toBe("a");
+  });
 });

@@ -34,6 +34,10 @@ export function startLeaderElection(kube: KubeApi, log: Logger, o: LeaderOptions
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let attempting: Promise<void> | undefined;
+  // Another holder's lease expires by our clock, counted from when we saw its record change,
+  // as client-go does: its renewTime is written by its clock, and a replica whose clock runs
+  // behind ours would otherwise look expired while it still leads.
+  let observed = { record: "", at: 0 };
 
   const setLeading = (v: boolean): void => {
     if (v === leading) return;
@@ -53,11 +57,11 @@ export function startLeaderElection(kube: KubeApi, log: Logger, o: LeaderOptions
     const t = now();
     const current = await kube.readLease(o.namespace, o.name);
     const mine = current?.holder === o.identity;
-    const expired =
-      !current ||
-      !current.holder ||
-      current.renewTime === undefined ||
-      current.renewTime + current.durationSeconds * 1000 < t;
+    const record = current
+      ? `${current.holder}|${current.renewTime}|${current.resourceVersion}`
+      : "";
+    if (record !== observed.record) observed = { record, at: t };
+    const expired = !current || !current.holder || observed.at + current.durationSeconds * 1000 < t;
     if (!mine && !expired) {
       setLeading(false);
       return;
