@@ -42,9 +42,11 @@ async function startShopProxy(
 }
 
 describe("proxy lifecycle", () => {
-  it("SIGTERM: /ready turns 503, the in-flight request finishes, new connections are refused, exit 0", async () => {
+  it("SIGTERM: /ready turns 503, the in-flight request finishes with Connection: close, new connections are refused, exit 0", async () => {
     const { p } = await startShopProxy("drain", 1, { extraArgs: ["--drain-seconds", "10"] });
-    const slow = get(`${p.url}/slow?ms=1500`);
+    // Keep-alive, so "Connection: close" on the answer can only come from the proxy's drain.
+    const agent = new http.Agent({ keepAlive: true });
+    const slow = get(`${p.url}/slow?ms=1500`, {}, agent);
     await sleep(200);
     process.kill(p.proc.pid, "SIGTERM");
     await sleep(200);
@@ -53,8 +55,10 @@ describe("proxy lifecycle", () => {
     expect(await ready.json()).toMatchObject({ draining: true });
     await expect(get(`${p.url}/echo`)).rejects.toThrow();
     const r = await slow;
+    agent.destroy();
     expect(r.status).toBe(200);
     expect(r.body).toBe("v1");
+    expect(r.headers.connection).toBe("close");
     const exit = await p.proc.exited;
     expect(exit).toEqual({ code: 0, signal: null });
   });
