@@ -483,6 +483,18 @@ describe("node webhook/main.ts (the real process)", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("skips the drain delay on SIGINT (a person at a terminal): exit 0 long before --drain-delay", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "verso-webhook-sigint-"));
+    const { proc } = await startMain(dir, ["--drain-delay", "30s"]);
+    process.kill(proc.pid, "SIGINT");
+    const code = await Promise.race([
+      proc.exited.then((exit) => exit.code),
+      new Promise((resolve) => setTimeout(resolve, 10_000, "still running 10 s after SIGINT")),
+    ]);
+    expect(code).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("fails fast with a message on a bad flag", async () => {
     const dir = mkdtempSync(join(tmpdir(), "verso-webhook-flag-"));
     const proc = spawnMain(dir, ["--capture", "ebpf"]);
