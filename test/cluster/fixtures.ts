@@ -91,15 +91,3 @@ export async function podsOf(client: KubeClient, ns: string, selector?: string):
   const list = await client.get<List<Pod>>(`/api/v1/namespaces/${ns}/pods${q}`);
   return list.items.filter((p) => !p.metadata.deletionTimestamp);
 }
-
-/** Sum of an apiserver counter's samples whose labels contain every `match` pair. */
-export function counterSum(metrics: string, name: string, match: Record<string, string>): number {
-  let sum = 0;
-  for (const line of metrics.split("\n")) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const labels = line.slice(name.length + 1, line.lastIndexOf("}"));
-    const ok = Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`));
-    if (ok) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
-  }
-  return sum;
-}

@@ -7,17 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABEL } from "../../shared/annotations.ts";
 import { PROXY_CONTAINER } from "../../shared/pod-env.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
+import { sample } from "../harness/metrics.ts";
 import type { Pod } from "../harness/podTypes.ts";
 import { waitFor } from "../harness/ports.ts";
 import { shippedWebhook } from "../harness/webhook.ts";
-import {
-  allContainers,
-  counterSum,
-  createNamespace,
-  demoPod,
-  deployment,
-  podsOf,
-} from "./fixtures.ts";
+import { allContainers, createNamespace, demoPod, deployment, podsOf } from "./fixtures.ts";
 
 const WEBHOOK_CALLS = "apiserver_admission_webhook_admission_duration_seconds_count";
 
@@ -27,7 +21,7 @@ describe("webhook called by a real apiserver", () => {
   const client = () => cluster.cp.client;
   // The apiserver's own count of admission calls to our webhook, by webhook name.
   const calls = async (): Promise<number> =>
-    counterSum(await client().text("/metrics"), WEBHOOK_CALLS, {
+    sample(await client().text("/metrics"), WEBHOOK_CALLS, {
       name: cluster.webhookEntry?.name ?? "",
       type: "admit",
     });

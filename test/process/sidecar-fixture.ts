@@ -159,17 +159,6 @@ export async function startProxy(opts: {
   };
 }
 
-/** Sum of a series' samples whose labels include all of `labels`. */
-export function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name + "{") && !line.startsWith(name + " ")) continue;
-    const ok = Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`));
-    if (ok) total += Number(line.slice(line.lastIndexOf(" ") + 1));
-  }
-  return total;
-}
-
 /** GET through a keep-alive agent; resolves status, served version and body. */
 export function get(
   url: string,

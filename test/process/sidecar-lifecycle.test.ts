@@ -7,11 +7,11 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileProduct } from "../harness/compiled.ts";
+import { sample } from "../harness/metrics.ts";
 import { freePort, sleep, waitFor } from "../harness/ports.ts";
 import {
   get,
   makeDir,
-  sample,
   startApp,
   startProxy,
   writeRoutes,

@@ -13,16 +13,9 @@ import { createLogger } from "../../shared/log.ts";
 import { TableStore } from "../../sidecar/config/store.ts";
 import { subscribeRoutes } from "../../sidecar/config/stream-source.ts";
 import { makeCa, makeLeaf, writePem } from "../harness/pki.ts";
+import { sample } from "../harness/metrics.ts";
 import { freePort, waitFor } from "../harness/ports.ts";
-import {
-  get,
-  makeDir,
-  sample,
-  startApp,
-  startProxy,
-  type App,
-  type Proxy,
-} from "./sidecar-fixture.ts";
+import { get, makeDir, startApp, startProxy, type App, type Proxy } from "./sidecar-fixture.ts";
 
 const H = "127.0.3.5";
 const TOKEN = "proxy-sa-token";

@@ -8,12 +8,12 @@ import { Readable } from "node:stream";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { sample } from "../harness/metrics.ts";
 import { freePort, sleep, waitFor } from "../harness/ports.ts";
 import { signHop } from "../../sidecar/routing/hop.ts";
 import {
   get,
   makeDir,
-  sample,
   startApp,
   startProxy,
   writeRoutes,
