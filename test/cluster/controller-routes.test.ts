@@ -3,12 +3,12 @@
  * an opted-in namespace whose Deployments the stand-in kubelet runs as processes; a test
  * client subscribes to the route stream over TLS with a real TokenRequest token.
  */
-import https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABEL } from "../../shared/annotations.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { sample } from "../harness/metrics.ts";
 import { sleep, waitFor } from "../harness/ports.ts";
+import { makeAgent, send } from "../process/webhookClient.ts";
 import {
   annotate,
   eventsFor,
@@ -70,15 +70,8 @@ describe("controller: routing tables from a real apiserver", () => {
   });
 
   it("the webhook's /metrics shows the open stream, its cached review and the leader", async () => {
-    const text = await new Promise<string>((resolve, reject) => {
-      https
-        .get(`${url()}/metrics`, { ca: ca() }, (res) => {
-          let body = "";
-          res.setEncoding("utf8").on("data", (c: string) => (body += c));
-          res.once("end", () => resolve(body));
-        })
-        .once("error", reject);
-    });
+    const agent = makeAgent(ca(), 1);
+    const text = (await send(agent, `${url()}/metrics`, "GET").finally(() => agent.destroy())).body;
     expect(sample(text, "verso_controller_route_subscribers")).toBeGreaterThanOrEqual(1);
     expect(sample(text, "verso_controller_review_cache_entries")).toBeGreaterThanOrEqual(1);
     expect(sample(text, "verso_controller_leader")).toBe(1);
