@@ -8,7 +8,6 @@ import { LABEL } from "../../shared/annotations.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { sample } from "../harness/metrics.ts";
 import { sleep, waitFor } from "../harness/ports.ts";
-import { makeAgent, send } from "../process/webhookClient.ts";
 import {
   annotate,
   eventsFor,
@@ -70,8 +69,7 @@ describe("controller: routing tables from a real apiserver", () => {
   });
 
   it("the webhook's /metrics shows the open stream, its cached review and the leader", async () => {
-    const agent = makeAgent(ca(), 1);
-    const text = (await send(agent, `${url()}/metrics`, "GET").finally(() => agent.destroy())).body;
+    const text = await cluster.webhook!.fetchText("/metrics");
     expect(sample(text, "verso_controller_route_subscribers")).toBeGreaterThanOrEqual(1);
     expect(sample(text, "verso_controller_review_cache_entries")).toBeGreaterThanOrEqual(1);
     expect(sample(text, "verso_controller_leader")).toBe(1);
