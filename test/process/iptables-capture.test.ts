@@ -10,6 +10,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sample } from "../harness/metrics.ts";
 import { NODE, REPO_ROOT, SIDECAR_MAIN } from "../harness/paths.ts";
 import { waitFor } from "../harness/ports.ts";
 import { startProcess, type ManagedProcess } from "../harness/processes.ts";
@@ -147,11 +148,7 @@ http.createServer((req, res) => {
 
   it("a client in another namespace goes through the proxy, which reaches the app without a loop", async () => {
     const before = inPod("curl", "-s", "http://127.0.0.1:15020/metrics");
-    const served = (text: string) =>
-      text
-        .split("\n")
-        .filter((l) => l.startsWith("verso_requests_total{"))
-        .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
+    const served = (text: string): number => sample(text, "verso_requests_total");
     for (let i = 0; i < 5; i++) {
       const out = inClient("curl", "-s", "-D", "-", `http://${POD_IP}:8080/`);
       const [head, body] = out.split("\r\n\r\n");
