@@ -306,8 +306,9 @@ export class PodRunner {
   }
 
   #probeOnce(run: Run, probe = run.spec.readinessProbe): Promise<boolean> {
-    const all = [...(this.pod.spec.initContainers ?? []), ...this.pod.spec.containers];
-    return probe ? runProbe(probe, this.deps.podIP, all) : defaultReady(run.spec, this.deps.podIP);
+    return probe
+      ? runProbe(probe, this.deps.podIP, run.spec)
+      : defaultReady(run.spec, this.deps.podIP);
   }
 
   async #probeAll(): Promise<void> {

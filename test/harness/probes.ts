@@ -9,13 +9,11 @@ import { request as httpsRequest } from "node:https";
 import type { Container, Probe } from "./podTypes.ts";
 import { portAccepts } from "./ports.ts";
 
-export function resolvePort(port: number | string, containers: Container[]): number | undefined {
+/** A named port resolves in the probed container only, as the kubelet does. */
+function resolvePort(port: number | string, container: Container): number | undefined {
   if (typeof port === "number") return port;
   if (/^\d+$/.test(port)) return Number(port);
-  for (const c of containers) {
-    for (const p of c.ports ?? []) if (p.name === port) return p.containerPort;
-  }
-  return undefined;
+  return container.ports?.find((p) => p.name === port)?.containerPort;
 }
 
 function httpProbe(
@@ -52,16 +50,16 @@ function httpProbe(
 export async function runProbe(
   probe: Probe,
   podIP: string,
-  containers: Container[],
+  container: Container,
 ): Promise<boolean> {
   const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
   if (probe.httpGet) {
-    const port = resolvePort(probe.httpGet.port, containers);
+    const port = resolvePort(probe.httpGet.port, container);
     if (port === undefined) return false;
     return httpProbe(probe.httpGet.host ?? podIP, port, probe.httpGet, timeoutMs);
   }
   if (probe.tcpSocket) {
-    const port = resolvePort(probe.tcpSocket.port, containers);
+    const port = resolvePort(probe.tcpSocket.port, container);
     if (port === undefined) return false;
     return portAccepts(probe.tcpSocket.host ?? podIP, port, timeoutMs);
   }
