@@ -10,7 +10,11 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { IncomingMessage } from "node:http";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+} from "node:http";
 import { request } from "node:https";
 import type { TLSSocket } from "node:tls";
 import { setImmediate as tick } from "node:timers/promises";
@@ -129,6 +133,41 @@ describe("route stream over HTTPS", () => {
     expect(events[0]).toBe(`event: table\nid: 100\ndata: ${JSON.stringify(table(100, 5))}`);
     expect(events[1]).toContain("id: 101");
     expect(r.body).toContain(": hb\n\n");
+  });
+
+  it("an app with no table yet: the stream stays open with heartbeats and sends it when it appears", async () => {
+    const cart = { ...table(300), app: "cart" };
+    const r = await read("/v1/routes?namespace=shop&app=cart", auth, 900, () =>
+      setTimeout(() => hub.set("shop", cart), 500),
+    );
+    expect(r.status).toBe(200);
+    const firstTable = r.body.indexOf("event: table");
+    expect(r.body.indexOf(": hb\n\n")).toBeGreaterThanOrEqual(0);
+    expect(r.body.indexOf(": hb\n\n")).toBeLessThan(firstTable); // waited, heartbeating
+    expect(r.body.slice(firstTable)).toContain(`data: ${JSON.stringify(cart)}`);
+  });
+
+  it("a replica that is shutting down refuses new streams with 503 ShuttingDown", async () => {
+    const app = express();
+    app.use(
+      routesRouter({
+        hub,
+        auth: createAuthenticator(review),
+        log: createLogger("test", "error"),
+        closing: AbortSignal.abort(),
+      }),
+    );
+    const plain = await new Promise<HttpServer>((resolve) => {
+      const srv = createHttpServer(app).listen(0, "127.0.0.1", () => resolve(srv));
+    });
+    try {
+      const { port } = plain.address() as { port: number };
+      const res = await fetch(`http://127.0.0.1:${port}${q}`, { headers: auth });
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { reason: string }).reason).toBe("ShuttingDown");
+    } finally {
+      await new Promise((r) => plain.close(r));
+    }
   });
 
   it("does not resend the table a reconnecting client already has (Last-Event-ID)", async () => {
