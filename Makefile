@@ -15,9 +15,9 @@ help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 node_modules/.package-lock.json: package-lock.json
-	npm ci --no-audit --no-fund 2>/dev/null || npm install --no-audit --no-fund
+	npm ci --no-audit --no-fund
 
-install: node_modules/.package-lock.json ## npm ci (brings Node 24)
+install: node_modules/.package-lock.json ## npm ci (brings Node 24 and Bun)
 
 build: install ## compile TypeScript to dist/
 	npm run build
