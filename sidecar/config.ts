@@ -119,7 +119,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
   if (!isLogLevel(level))
     return err(`--log-level: unsupported ${level}, use debug, info, warn or error`);
   const drain = seconds("drain-seconds", get("drain-seconds"), 20);
-  const idle = seconds("idle-timeout-seconds", get("idle-timeout-seconds"), 300);
+  // 0: no upstream idle limit, so a long poll or a quiet event stream is never cut by us.
+  const idle = seconds("idle-timeout-seconds", get("idle-timeout-seconds"), 0);
   const wait = seconds("table-wait-seconds", get("table-wait-seconds"), 10);
   if (!drain.ok) return drain;
   if (!idle.ok) return idle;

@@ -1,6 +1,7 @@
 /**
  * The proxy: flags/env -> frozen Config -> wire the table store, metrics, the inbound proxy,
  * the admin server and the table source (file or controller stream) -> listen. SIGTERM drains.
+ * Runs on Bun (`bun sidecar/main.ts`); the listeners are Bun.serve.
  */
 import { readFileSync } from "node:fs";
 import { createLogger } from "../shared/log.ts";
@@ -10,7 +11,8 @@ import { watchRoutesFile } from "./config/file-source.ts";
 import { subscribeRoutes } from "./config/stream-source.ts";
 import { TableStore } from "./config/store.ts";
 import { createMetrics } from "./metrics/metrics.ts";
-import { createProxy } from "./proxy/server.ts";
+import { createProxy, type Proxy } from "./proxy/server.ts";
+import type { Server } from "bun";
 
 function readHopKey(cfg: Config): Buffer | undefined {
   if (!cfg.hopKeyFile) return undefined;
@@ -44,6 +46,7 @@ function main(): void {
     log.error("cannot read the hop key file", { error });
     process.exit(2);
   }
+  // `proxy` is assigned below, before any table can arrive (sources start after it).
   const store = new TableStore({
     app: cfg.appName,
     version: cfg.version,
@@ -55,25 +58,34 @@ function main(): void {
       proxy.tableChanged(t);
     },
   });
-  const proxy = createProxy({
-    app: cfg.app,
-    version: cfg.version,
-    versionHeader: cfg.versionHeader,
-    idleTimeoutMs: cfg.idleTimeoutSeconds * 1000,
-    store,
-    metrics,
-    log,
-  });
+  let proxy: Proxy;
+  let admin: Server<undefined>;
   let draining = false;
-  const admin = createAdminServer({
-    app: cfg.app,
-    store,
-    metrics,
-    probes: cfg.probes,
-    tableWaitMs: cfg.tableWaitSeconds * 1000,
-    startedAt,
-    isDraining: () => draining,
-  });
+  try {
+    proxy = createProxy({
+      listen: cfg.listen,
+      app: cfg.app,
+      version: cfg.version,
+      versionHeader: cfg.versionHeader,
+      idleTimeoutMs: cfg.idleTimeoutSeconds * 1000,
+      store,
+      metrics,
+      log,
+    });
+    admin = createAdminServer({
+      listen: cfg.admin,
+      app: cfg.app,
+      store,
+      metrics,
+      probes: cfg.probes,
+      tableWaitMs: cfg.tableWaitSeconds * 1000,
+      startedAt,
+      isDraining: () => draining,
+    });
+  } catch (error) {
+    log.error("cannot listen", { error });
+    process.exit(1);
+  }
   const source = cfg.routes
     ? watchRoutesFile(cfg.routes, store, log)
     : subscribeRoutes({
@@ -85,25 +97,15 @@ function main(): void {
         store,
         log,
       });
-
-  const onListenError = (what: string) => (error: Error) => {
-    log.error(`cannot listen (${what})`, { error });
-    process.exit(1);
-  };
-  proxy.server.once("error", onListenError("inbound"));
-  admin.once("error", onListenError("admin"));
-  proxy.server.listen(cfg.listen.port, cfg.listen.host, () =>
-    admin.listen(cfg.admin.port, cfg.admin.host, () =>
-      log.info("proxy listening", {
-        listen: `${cfg.listen.host}:${cfg.listen.port}`,
-        app: `${cfg.app.host}:${cfg.app.port}`,
-        admin: `${cfg.admin.host}:${cfg.admin.port}`,
-        appName: cfg.appName,
-        version: cfg.version,
-        source: cfg.routes ? { file: cfg.routes } : { controller: cfg.controllerUrl },
-      }),
-    ),
-  );
+  log.info("proxy listening", {
+    listen: `${cfg.listen.host}:${proxy.server.port}`,
+    app: `${cfg.app.host}:${cfg.app.port}`,
+    admin: `${cfg.admin.host}:${admin.port}`,
+    appName: cfg.appName,
+    version: cfg.version,
+    runtime: `bun ${Bun.version}`,
+    source: cfg.routes ? { file: cfg.routes } : { controller: cfg.controllerUrl },
+  });
 
   const drain = (signal: string): void => {
     if (draining) return;
@@ -113,14 +115,13 @@ function main(): void {
     source.close();
     const deadline = Date.now() + cfg.drainSeconds * 1000;
     const tick = setInterval(() => {
-      proxy.server.closeIdleConnections();
       const left = proxy.inFlight();
       if (left === 0 || Date.now() >= deadline) {
         clearInterval(tick);
         if (left > 0)
           log.warn("drain deadline reached; exiting with requests in flight", { inFlight: left });
         else log.info("drained");
-        admin.close();
+        void admin.stop(true);
         process.exit(0);
       }
     }, 100);

@@ -3,8 +3,6 @@
  * original probe (VERSO_PROBES) against this pod's app, so a probe never reaches a peer.
  * Semantics follow the kubelet: HTTP 200-399 is success, a TCP connect is success.
  */
-import http from "node:http";
-import https from "node:https";
 import net from "node:net";
 import type { ProbeMap, ProbeTarget } from "../../shared/pod-env.ts";
 import { err, ok, type Result } from "../../shared/errors.ts";
@@ -64,38 +62,28 @@ export function tcpConnects(host: string, port: number, timeoutMs: number): Prom
   });
 }
 
-export function runProbe(host: string, probe: ProbeTarget): Promise<ProbeOutcome> {
+export async function runProbe(host: string, probe: ProbeTarget): Promise<ProbeOutcome> {
   if (probe.kind === "tcp") return tcpConnects(host, probe.port, PROBE_TIMEOUT_MS);
-  return new Promise((resolve) => {
-    const headers: Record<string, string> = { "user-agent": "kube-probe/verso" };
-    for (const h of probe.headers ?? []) headers[h.name] = h.value;
-    const mod = probe.scheme === "HTTPS" ? https : http;
-    const req = mod.request({
-      host,
-      port: probe.port,
-      path: probe.path,
-      method: "GET",
+  const headers: Record<string, string> = { "user-agent": "kube-probe/verso" };
+  for (const h of probe.headers ?? []) headers[h.name] = h.value;
+  const scheme = probe.scheme === "HTTPS" ? "https" : "http";
+  const hostPart = host.includes(":") ? `[${host}]` : host;
+  try {
+    const res = await fetch(`${scheme}://${hostPart}:${probe.port}${probe.path}`, {
       headers,
-      agent: false,
-      timeout: PROBE_TIMEOUT_MS,
-      // The kubelet does not verify the app's certificate either.
-      ...(probe.scheme === "HTTPS" ? { rejectUnauthorized: false } : {}),
-    });
-    req.once("response", (res) => {
-      res.resume();
-      const status = res.statusCode ?? 0;
-      resolve(
-        status >= 200 && status < 400
-          ? { ok: true, status }
-          : { ok: false, reason: `status ${status}` },
-      );
-    });
-    req.once("timeout", () =>
-      req.destroy(Object.assign(new Error("timeout"), { code: "timeout" })),
-    );
-    req.once("error", (e) =>
-      resolve({ ok: false, reason: (e as { code?: string }).code ?? "error" }),
-    );
-    req.end();
-  });
+      redirect: "manual",
+      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+      // The kubelet does not verify the app's certificate either (Bun's fetch option).
+      tls: { rejectUnauthorized: false },
+    } as RequestInit);
+    await res.body?.cancel();
+    const status = res.status;
+    return status >= 200 && status < 400
+      ? { ok: true, status }
+      : { ok: false, reason: `status ${status}` };
+  } catch (e) {
+    const name = (e as { name?: string }).name;
+    if (name === "TimeoutError") return { ok: false, reason: "timeout" };
+    return { ok: false, reason: (e as { code?: string }).code ?? "error" };
+  }
 }

@@ -8,16 +8,16 @@
  * pod out of the Service until it knows the split, without letting a controller outage block
  * every rollout forever.
  */
-import http from "node:http";
+import type { Server } from "bun";
 import type { ProbeMap } from "../../shared/pod-env.ts";
 import { PROBE_PATH_PREFIX } from "../../shared/pod-env.ts";
 import type { TableStore } from "../config/store.ts";
-import type { ProxyMetrics } from "../metrics/metrics.ts";
-import type { Target } from "../proxy/upstream.ts";
+import { METRICS_CONTENT_TYPE, type ProxyMetrics } from "../metrics/metrics.ts";
 import { runProbe, tcpConnects } from "./probes.ts";
 
 export interface AdminOptions {
-  app: Target;
+  listen: { host: string; port: number };
+  app: { host: string; port: number };
   store: TableStore;
   metrics: ProxyMetrics;
   probes: ProbeMap;
@@ -36,36 +36,38 @@ export async function readiness(opts: AdminOptions): Promise<{ ready: boolean; d
   return { ready, detail: { ready, draining, appAccepting: app, routing, revision: table } };
 }
 
-export function createAdminServer(opts: AdminOptions): http.Server {
-  const json = (res: http.ServerResponse, status: number, body: object): void => {
-    res.writeHead(status, { "content-type": "application/json" });
-    res.end(JSON.stringify(body) + "\n");
-  };
-  return http.createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0] ?? "/";
-    if (path === "/healthz") return json(res, 200, { alive: true });
-    if (path === "/metrics") {
-      opts.metrics.registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { "content-type": opts.metrics.registry.contentType });
-          res.end(text);
-        },
-        () => json(res, 500, { error: "metrics" }),
-      );
-      return;
-    }
-    if (path === "/ready") {
-      void readiness(opts).then((r) => json(res, r.ready ? 200 : 503, r.detail));
-      return;
-    }
-    if (path.startsWith(PROBE_PATH_PREFIX)) {
-      const probe = opts.probes[path];
-      if (!probe) return json(res, 404, { error: "no such probe", path });
-      void runProbe(opts.app.host, probe).then((r) =>
-        json(res, r.ok ? 200 : 503, r.ok ? { ok: true } : { ok: false, reason: r.reason }),
-      );
-      return;
-    }
-    json(res, 404, { error: "not found" });
+const json = (status: number, body: object): Response =>
+  new Response(JSON.stringify(body) + "\n", {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+
+async function answer(opts: AdminOptions, req: Request): Promise<Response> {
+  const url = new URL(req.url);
+  const path = url.pathname;
+  if (path === "/healthz") return json(200, { alive: true });
+  if (path === "/metrics") {
+    return new Response(opts.metrics.render(), {
+      headers: { "content-type": METRICS_CONTENT_TYPE },
+    });
+  }
+  if (path === "/ready") {
+    const r = await readiness(opts);
+    return json(r.ready ? 200 : 503, r.detail);
+  }
+  if (path.startsWith(PROBE_PATH_PREFIX)) {
+    const probe = opts.probes[path];
+    if (!probe) return json(404, { error: "no such probe", path });
+    const r = await runProbe(opts.app.host, probe);
+    return json(r.ok ? 200 : 503, r.ok ? { ok: true } : { ok: false, reason: r.reason });
+  }
+  return json(404, { error: "not found" });
+}
+
+export function createAdminServer(opts: AdminOptions): Server<undefined> {
+  return Bun.serve({
+    hostname: opts.listen.host,
+    port: opts.listen.port,
+    fetch: (req) => answer(opts, req),
   });
 }

@@ -9,8 +9,6 @@
  * force meanwhile, and before the first one every request is served where it lands.
  */
 import { readFileSync } from "node:fs";
-import http from "node:http";
-import https from "node:https";
 import type { Logger } from "../../shared/log.ts";
 import { parseRoutingTableJson } from "../../shared/table.ts";
 import { SseParser } from "./sse.ts";
@@ -51,13 +49,12 @@ export function subscribeRoutes(opts: StreamOptions): StreamSource {
   const url = new URL("/v1/routes", opts.controllerUrl);
   url.searchParams.set("namespace", opts.namespace);
   url.searchParams.set("app", opts.app);
-  const mod = url.protocol === "https:" ? https : http;
   let closed = false;
   let failures = 0;
   let attempts = 0;
   let lastId: string | undefined;
-  let current: http.ClientRequest | undefined;
-  let retryTimer: NodeJS.Timeout | undefined;
+  let current: AbortController | undefined;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   const retry = (why: string, fields: Record<string, unknown> = {}): void => {
     if (closed) return;
@@ -71,84 +68,97 @@ export function subscribeRoutes(opts: StreamOptions): StreamSource {
     retryTimer = setTimeout(connect, wait);
   };
 
-  function connect(): void {
-    if (closed) return;
-    attempts++;
+  const onEvents = (parser: SseParser, chunk: string): void => {
+    for (const ev of parser.push(chunk)) {
+      if (ev.event !== "table") continue;
+      const parsed = parseRoutingTableJson(ev.data);
+      if (!parsed.ok) {
+        log.error("malformed table from controller; keeping the last good table", {
+          problem: parsed.error,
+        });
+        continue;
+      }
+      const result = store.apply(parsed.value, true);
+      if (result.applied) {
+        failures = 0;
+        if (ev.id !== undefined) lastId = ev.id;
+        log.info("routing table applied", { revision: parsed.value.revision });
+      } else {
+        log.warn("table from controller ignored", {
+          reason: result.reason,
+          revision: parsed.value.revision,
+        });
+      }
+    }
+  };
+
+  /** One connection, read until it ends; resolves with why it ended (undefined: closed). */
+  async function stream(abort: AbortController): Promise<[string, Record<string, unknown>?]> {
     const headers: Record<string, string> = { accept: "text/event-stream" };
     if (opts.tokenFile) {
       try {
         headers.authorization = `Bearer ${readFileSync(opts.tokenFile, "utf8").trim()}`;
       } catch (error) {
-        return retry("cannot read token file", { tokenFile: opts.tokenFile, error });
+        return ["cannot read token file", { tokenFile: opts.tokenFile, error }];
       }
     }
     if (lastId !== undefined) headers["last-event-id"] = lastId;
-    const req = mod.request(url, {
-      method: "GET",
-      headers,
-      agent: false,
-      ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
-    });
-    current = req;
-    let done = false;
-    const end = (why: string, fields?: Record<string, unknown>): void => {
-      if (done) return;
-      done = true;
-      req.destroy();
-      retry(why, fields);
+    // No byte for idleMs (heartbeats included) means a dead stream: abort and reconnect.
+    let idle = setTimeout(() => abort.abort(), idleMs);
+    const alive = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(() => abort.abort(), idleMs);
     };
-    req.setTimeout(idleMs, () => end("no bytes for too long (dead stream)", { idleMs }));
-    req.once("error", (error) => end("connection failed", { error }));
-    req.once("response", (res) => {
-      const status = res.statusCode ?? 0;
+    try {
+      const res = await fetch(url, {
+        headers,
+        signal: abort.signal,
+        // Bun's fetch: trust the controller's CA; its own idle timer is ours (idleMs) instead.
+        ...(opts.ca !== undefined ? { tls: { ca: opts.ca } } : {}),
+        timeout: false,
+      } as RequestInit);
+      const status = res.status;
       if (status === 401 || status === 403) {
-        res.resume();
+        await res.body?.cancel();
         log.error(
           "controller refused the proxy's credentials: check the projected service-account token (audience verso) and the controller's TokenReview access",
           { status, tokenFile: opts.tokenFile },
         );
-        return end("unauthorized", { status });
+        return ["unauthorized", { status }];
       }
-      if (status !== 200) {
-        res.resume();
-        return end("unexpected status", { status });
+      if (status !== 200 || res.body === null) {
+        await res.body?.cancel();
+        return ["unexpected status", { status }];
       }
+      alive();
       log.info("route stream connected", { url: url.href, lastEventId: lastId ?? null });
       const parser = new SseParser();
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        let events;
+      const decoder = new TextDecoder();
+      for await (const chunk of res.body) {
+        alive();
         try {
-          events = parser.push(chunk);
+          onEvents(parser, decoder.decode(chunk, { stream: true }));
         } catch {
-          return end("malformed event stream");
+          return ["malformed event stream"];
         }
-        for (const ev of events) {
-          if (ev.event !== "table") continue;
-          const parsed = parseRoutingTableJson(ev.data);
-          if (!parsed.ok) {
-            log.error("malformed table from controller; keeping the last good table", {
-              problem: parsed.error,
-            });
-            continue;
-          }
-          const result = store.apply(parsed.value, true);
-          if (result.applied) {
-            failures = 0;
-            if (ev.id !== undefined) lastId = ev.id;
-            log.info("routing table applied", { revision: parsed.value.revision });
-          } else {
-            log.warn("table from controller ignored", {
-              reason: result.reason,
-              revision: parsed.value.revision,
-            });
-          }
-        }
-      });
-      res.once("end", () => end("stream ended"));
-      res.once("error", (error) => end("stream error", { error }));
+      }
+      return ["stream ended"];
+    } catch (error) {
+      if (abort.signal.aborted) return ["no bytes for too long (dead stream)", { idleMs }];
+      return ["connection failed", { error }];
+    } finally {
+      clearTimeout(idle);
+    }
+  }
+
+  function connect(): void {
+    if (closed) return;
+    attempts++;
+    const abort = new AbortController();
+    current = abort;
+    void stream(abort).then(([why, fields]) => {
+      if (!closed) retry(why, fields);
     });
-    req.end();
   }
 
   connect();
@@ -156,7 +166,7 @@ export function subscribeRoutes(opts: StreamOptions): StreamSource {
     close() {
       closed = true;
       clearTimeout(retryTimer);
-      current?.destroy();
+      current?.abort();
     },
     attempts: () => attempts,
   };

@@ -1,13 +1,21 @@
 /**
- * The proxy's Prometheus series (names in shared/metric-names.ts). Label values come only from
- * fixed sets: the served version is always this pod's version, targets come from the routing
- * table, method and status are classes. Children are cached so the hot path does one map
- * lookup and one increment.
+ * The proxy's Prometheus series (names in shared/metric-names.ts), rendered by hand
+ * (exposition.ts says why not prom-client). Label values come only from fixed or bounded
+ * sets: the served version is always this pod's version, targets come from the routing
+ * table, method and status are classes, error kinds are an enum.
  */
-import type { Counter as CounterType, Metric, Registry as RegistryType } from "prom-client";
 import { DURATION_BUCKETS, METRIC, type ServedSource } from "../../shared/metric-names.ts";
-import { ServedHistogram } from "./histogram.ts";
-import { collectProcessMetrics, Counter, Gauge, Registry } from "./prom.ts";
+import {
+  exposition,
+  family,
+  formatValue,
+  KeyedCounter,
+  labelPairs,
+  ServedHistogram,
+} from "./exposition.ts";
+import { processFamilies } from "./process.ts";
+
+export { METRICS_CONTENT_TYPE } from "./exposition.ts";
 
 export type MethodClass = "GET" | "POST" | "PUT" | "DELETE" | "other";
 export type CodeClass = "1xx" | "2xx" | "3xx" | "4xx" | "5xx";
@@ -47,12 +55,7 @@ const METHOD_INDEX = indexOf(METHODS);
 const CODE_INDEX = indexOf(CODES);
 const SOURCE_INDEX = indexOf(SOURCES);
 
-interface CounterChild {
-  inc(n?: number): void;
-}
-
 export interface ProxyMetrics {
-  readonly registry: RegistryType;
   /** Count one request served here; seconds from arrival to the end of the response. */
   served(method: MethodClass, code: CodeClass, source: ServedSource, seconds: number): void;
   forwarded(target: string): void;
@@ -60,44 +63,39 @@ export interface ProxyMetrics {
   fellBack(wanted: string): void;
   upstreamError(kind: UpstreamErrorKind): void;
   setRevision(revision: number): void;
+  /** Every series as Prometheus text exposition 0.0.4 (serve with METRICS_CONTENT_TYPE). */
+  render(): string;
 }
 
 export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
-  const registry = new Registry();
-  collectProcessMetrics(registry);
-  // The hot path only bumps a slot in a typed array; prom-client sees the totals at scrape
-  // time (collect). Measured: prom-client's per-call label hashing cost ~10% of the proxy's
-  // CPU per request. Slots: method x code class x source = 50, a fixed label set.
-  const pending = new Float64Array(METHODS.length * CODES.length * SOURCES.length);
+  // The hot path only bumps a slot in a typed array: no label hashing, no allocation
+  // (prom-client's per-call label hashing once cost ~10% of the proxy's CPU per request).
+  // Slots: method x code class x source = 50, a fixed label set, formatted once here.
+  const served = new Float64Array(METHODS.length * CODES.length * SOURCES.length);
   const slotLabels = METHODS.flatMap((method) =>
     CODES.flatMap((code_class) =>
-      SOURCES.map((source) => ({ app, version: selfVersion, method, code_class, source })),
+      SOURCES.map((source) =>
+        labelPairs([
+          ["app", app],
+          ["version", selfVersion],
+          ["method", method],
+          ["code_class", code_class],
+          ["source", source],
+        ]),
+      ),
     ),
   );
-  new Counter({
-    name: METRIC.requests,
-    help: "Requests served by this proxy's app, by the version that served them.",
-    labelNames: ["app", "version", "method", "code_class", "source"],
-    registers: [registry],
-    collect() {
-      for (let i = 0; i < pending.length; i++) {
-        if (pending[i]! > 0) {
-          this.inc(slotLabels[i]!, pending[i]!);
-          pending[i] = 0;
-        }
-      }
-    },
-  });
-  const duration = new ServedHistogram({
-    name: METRIC.duration,
-    help: "Time from arrival at the serving proxy to the end of the response, seconds.",
-    buckets: DURATION_BUCKETS,
-    labels: { app, version: selfVersion },
-  });
-  // The registry formats whatever get() returns; its Metric type wants a full prom-client class.
-  registry.registerMetric(duration as unknown as Metric<string>);
-  const byLabel = (name: string, help: string, label: string): CounterType<string> =>
-    new Counter({ name, help, labelNames: ["app", label], registers: [registry] });
+  const duration = new ServedHistogram(
+    METRIC.duration,
+    "Time from arrival at the serving proxy to the end of the response, seconds.",
+    DURATION_BUCKETS,
+    [
+      ["app", app],
+      ["version", selfVersion],
+    ],
+  );
+  const byLabel = (name: string, help: string, label: string): KeyedCounter =>
+    new KeyedCounter(name, help, [["app", app]], label);
   const forwards = byLabel(
     METRIC.forwards,
     "Requests forwarded to a peer of another version.",
@@ -118,41 +116,57 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
     "Errors talking to the local app or a peer, by kind.",
     "kind",
   );
-  const revision = new Gauge({
-    name: METRIC.revision,
-    help: "Revision of the routing table in force (-1: none yet, serving locally).",
-    labelNames: ["app"],
-    registers: [registry],
-  });
-  revision.labels(app).set(-1);
+  const appLabel = labelPairs([["app", app]]);
+  // -1 until the first routing table: the gauge is always present, unlike the counters.
+  let revision = -1;
 
-  const keyed = (cache: Map<string, CounterChild>, c: CounterType<string>, label: string) => {
-    let child = cache.get(label);
-    if (!child) {
-      child = c.labels(app, label);
-      cache.set(label, child);
+  const renderRequests = (): string => {
+    const samples: string[] = [];
+    for (let i = 0; i < served.length; i++) {
+      // Only series counted at least once, as a labelled prom-client counter shows them.
+      if (served[i]! > 0) {
+        samples.push(`${METRIC.requests}{${slotLabels[i]!}} ${formatValue(served[i]!)}`);
+      }
     }
-    return child;
+    return family(
+      METRIC.requests,
+      "Requests served by this proxy's app, by the version that served them.",
+      "counter",
+      samples,
+    );
   };
-  const fwd = new Map<string, CounterChild>();
-  const rty = new Map<string, CounterChild>();
-  const fb = new Map<string, CounterChild>();
-  const ue = new Map<string, CounterChild>();
 
   return {
-    registry,
     served(method, code, source, seconds) {
       // The order slotLabels is built in: method, then code class, then source.
       const slot =
         (METHOD_INDEX[method] * CODES.length + CODE_INDEX[code]) * SOURCES.length +
         SOURCE_INDEX[source];
-      pending[slot]!++;
+      served[slot]!++;
       duration.observe(seconds);
     },
-    forwarded: (target) => keyed(fwd, forwards, target).inc(),
-    retried: (target) => keyed(rty, retries, target).inc(),
-    fellBack: (wanted) => keyed(fb, fallbacks, wanted).inc(),
-    upstreamError: (kind) => keyed(ue, upstreamErrors, kind).inc(),
-    setRevision: (r) => revision.labels(app).set(r),
+    forwarded: (target) => forwards.inc(target),
+    retried: (target) => retries.inc(target),
+    fellBack: (wanted) => fallbacks.inc(wanted),
+    upstreamError: (kind) => upstreamErrors.inc(kind),
+    setRevision: (r) => {
+      revision = r;
+    },
+    render: () =>
+      exposition([
+        ...processFamilies(),
+        renderRequests(),
+        duration.render(),
+        forwards.render(),
+        retries.render(),
+        fallbacks.render(),
+        upstreamErrors.render(),
+        family(
+          METRIC.revision,
+          "Revision of the routing table in force (-1: none yet, serving locally).",
+          "gauge",
+          [`${METRIC.revision}{${appLabel}} ${formatValue(revision)}`],
+        ),
+      ]),
   };
 }

@@ -1,16 +1,16 @@
 /**
- * Header handling for a hop: hop-by-hop headers (RFC 9110 7.6.1) and the ones named in
- * `Connection` are removed, `Host` is preserved, `X-Forwarded-*` are set once, by the proxy where
- * the request landed (a peer receiving a forwarded request keeps them as they are).
+ * Header handling for a hop, on Fetch API `Headers` (Bun.serve's request, fetch's response),
+ * edited in place so a request costs no copy: hop-by-hop headers (RFC 9110 7.6.1) and the ones
+ * named in `Connection` are removed, `Host` is preserved, `X-Forwarded-*` are set once, by the
+ * proxy where the request landed (a peer receiving a forwarded request keeps them as they are).
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
-import { HOP_HEADER, type HopKeys } from "../routing/hop.ts";
+import { HOP_HEADER } from "../routing/hop.ts";
 
 /** Added to responses served by this pod's app (unless `--version-header false`). */
 export const VERSION_HEADER = "x-verso-version";
 
 /** Hop-by-hop names, lowercased: never copied across a hop, in either direction. */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+export const HOP_BY_HOP: readonly string[] = [
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -21,14 +21,13 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "transfer-encoding",
   "upgrade",
   HOP_HEADER,
-]);
+];
 
 /** Header names a `Connection` value lists (lowercased), or undefined when it lists none. */
-export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
-  const text = Array.isArray(value) ? value.join(",") : value;
+export function connectionTokens(value: string | null | undefined): Set<string> | undefined {
+  if (value === null || value === undefined) return undefined;
   let tokens: Set<string> | undefined;
-  for (const t of text.split(",")) {
+  for (const t of value.split(",")) {
     const name = t.trim().toLowerCase();
     // `close` and `keep-alive` are options, not header names worth a set.
     if (name !== "" && name !== "close" && name !== "keep-alive") (tokens ??= new Set()).add(name);
@@ -36,60 +35,34 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
   return tokens;
 }
 
-/** Copy every header except the hop-by-hop ones and those `Connection` names. */
-function endToEnd(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  const named = connectionTokens(incoming.connection);
-  for (const name in incoming) {
-    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
-    out[name] = incoming[name];
-  }
-  return out;
+/** Remove the hop-by-hop headers and those `Connection` names. */
+export function stripHopByHop(h: Headers): void {
+  const named = connectionTokens(h.get("connection"));
+  if (named) for (const name of named) h.delete(name);
+  for (const name of HOP_BY_HOP) if (h.has(name)) h.delete(name);
 }
 
 /**
- * Verify the request's hop token and strip it from the incoming headers (so no match rule
- * sees it). True only for a token signed for this app and version and not expired.
+ * What Bun's fetch adds to a request that lacks them. `User-Agent: Bun/x` would tell the app
+ * a lie about its client: an empty value is sent instead (Bun cannot omit it). `Accept: *\/*`
+ * is kept: RFC 9110 12.5.1 gives it the same meaning as no Accept at all.
  */
-export function takeHopToken(headers: IncomingHttpHeaders, keys: HopKeys, nowMs: number): boolean {
-  const hop = headers[HOP_HEADER];
-  if (hop === undefined) return false;
-  delete headers[HOP_HEADER];
-  return typeof hop === "string" && keys.verify(hop, nowMs);
-}
+const EMPTY_UNLESS_SENT = "user-agent";
 
-export interface ForwardedFrom {
-  /** Client address as the landing proxy saw it; undefined: keep X-Forwarded-* unchanged. */
-  remoteAddress: string | undefined;
-  upgrade: boolean;
-}
-
-/** Headers for the upstream request (the local app or a peer). */
-export function requestHeaders(
-  incoming: IncomingHttpHeaders,
-  from: ForwardedFrom,
-): OutgoingHttpHeaders {
-  const out = endToEnd(incoming);
-  // node:http has already de-chunked the body; ask the client side to chunk it again.
-  if (incoming["transfer-encoding"] !== undefined && incoming["content-length"] === undefined) {
-    out["transfer-encoding"] = "chunked";
+/**
+ * The request headers for the upstream (the local app or a peer), edited in place.
+ * `clientIp`: the client's address as this proxy saw it; undefined when the request arrived
+ * forwarded by a peer (its X-Forwarded-* are already set).
+ */
+export function toUpstream(h: Headers, clientIp: string | undefined): Headers {
+  stripHopByHop(h);
+  if (!h.has(EMPTY_UNLESS_SENT)) h.set(EMPTY_UNLESS_SENT, "");
+  if (clientIp !== undefined) {
+    const prior = h.get("x-forwarded-for");
+    h.set("x-forwarded-for", prior ? `${prior}, ${clientIp}` : clientIp);
+    if (!h.has("x-forwarded-proto")) h.set("x-forwarded-proto", "http");
+    const host = h.get("host");
+    if (!h.has("x-forwarded-host") && host !== null) h.set("x-forwarded-host", host);
   }
-  if (from.upgrade && incoming.upgrade !== undefined) {
-    out.connection = "upgrade";
-    out.upgrade = incoming.upgrade;
-  }
-  if (from.remoteAddress !== undefined) {
-    const prior = incoming["x-forwarded-for"];
-    out["x-forwarded-for"] = prior ? `${prior}, ${from.remoteAddress}` : from.remoteAddress;
-    if (incoming["x-forwarded-proto"] === undefined) out["x-forwarded-proto"] = "http";
-    if (incoming["x-forwarded-host"] === undefined && incoming.host !== undefined) {
-      out["x-forwarded-host"] = incoming.host;
-    }
-  }
-  return out;
-}
-
-/** Headers for the response to the client. */
-export function responseHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  return endToEnd(incoming);
+  return h;
 }

@@ -1,30 +1,37 @@
 /**
- * The inbound listener, the hot path. Per request: verify and strip the hop token, decide,
- * then pipe to the local app or to a peer. Bodies stream both ways (pipe() gives backpressure:
- * a slow client pauses the upstream, memory stays bounded); nothing is buffered.
+ * The inbound listener, the hot path, on Bun.serve + fetch (2x node:http on Bun, measured in
+ * docs/routing.md). Per request: verify and strip the hop token, decide, then send to the
+ * local app or to a peer and stream the answer back. Bodies stream both ways with
+ * backpressure (fetch pulls the request body as the upstream takes it; the response body is
+ * pulled as the client takes it); nothing is buffered.
+ *
+ * Every Bun default that breaks a proxy is set here on purpose, with a regression test each
+ * (test/process/sidecar-bun.test.ts): no body size limit, no idle cut of a quiet response,
+ * no redirect following, no decompression, no invented User-Agent.
  */
-import http, {
-  type IncomingMessage,
-  type OutgoingHttpHeaders,
-  type ServerResponse,
-} from "node:http";
-import type { Socket } from "node:net";
+import type { Server, WebSocketHandler } from "bun";
 import type { Logger } from "../../shared/log.ts";
-import type { CompiledTable, Peer } from "../routing/compile.ts";
-import { decide, type Decision } from "../routing/decide.ts";
-import { HOP_HEADER } from "../routing/hop.ts";
 import type { TableStore } from "../config/store.ts";
 import { codeClass, methodClass, type ProxyMetrics } from "../metrics/metrics.ts";
-import { requestHeaders, responseHeaders, takeHopToken, VERSION_HEADER } from "./headers.ts";
+import type { CompiledTable, Peer } from "../routing/compile.ts";
+import { decide, viewOf, type Decision } from "../routing/decide.ts";
+import { HOP_HEADER } from "../routing/hop.ts";
+import { stripHopByHop, toUpstream, VERSION_HEADER } from "./headers.ts";
 import { PeerPool } from "./peers.ts";
-import { attempt, errorKind, type Target, writeHead } from "./upstream.ts";
-import { createDispatcher, dispatchBodyless } from "./bodyless.ts";
-import { handleUpgrade } from "./upgrade.ts";
+import { errorKind, planRetry } from "./retry.ts";
+import { createWebSocketRelay, type RelayData } from "./websocket.ts";
+
+export interface Target {
+  readonly host: string;
+  readonly port: number;
+}
 
 export interface ProxyOptions {
+  listen: Target;
   app: Target;
   version: string;
   versionHeader: boolean;
+  /** Upstream idle limit (no byte either way); 0: none, so quiet long polls and SSE live on. */
   idleTimeoutMs: number;
   store: TableStore;
   metrics: ProxyMetrics;
@@ -34,7 +41,7 @@ export interface ProxyOptions {
 }
 
 export interface Proxy {
-  readonly server: http.Server;
+  readonly server: Server<RelayData>;
   inFlight(): number;
   /** Stop accepting; keep-alive connections close after their current response. */
   startDrain(): void;
@@ -42,157 +49,57 @@ export interface Proxy {
   tableChanged(table: CompiledTable): void;
 }
 
+/**
+ * Seconds an idle client keep-alive connection is kept (Bun's default, 10 s, would also cut a
+ * quiet response; a response in progress is exempt, see `exchange`). 65 s outlives the 60 s
+ * idle timeouts of common load balancers, so they close first, never us mid-reuse.
+ */
+export const CLIENT_IDLE_SECONDS = 65;
+
 /** One request's state across attempts. */
 interface Exchange {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly headers: OutgoingHttpHeaders;
+  readonly req: Request;
+  readonly method: string;
+  /** Path and query, as the client sent them. */
+  readonly target: string;
+  readonly headers: Headers;
+  readonly bodyless: boolean;
   readonly t0: number;
   readonly forwardedIn: boolean;
-  /** No body and no Expect: the undici fast path (bodyless.ts). */
-  readonly fast: boolean;
-  /** Set once the request is served by this pod's app: only then is it counted here. */
-  local: boolean;
-  tried: Set<string> | undefined;
+  /** Gives the client connection its keep-alive idle limit back (see `exchange`). */
+  readonly restore: () => void;
   resetRetried: boolean;
 }
 
-type HeadHook = (h: OutgoingHttpHeaders) => void;
+/** `/path?query` of Bun's absolute request URL, without building a URL object. */
+function pathAndQuery(url: string): string {
+  const slash = url.indexOf("/", url.indexOf("//") + 2);
+  return slash === -1 ? "/" : url.slice(slash);
+}
 
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
-
-/**
- * undici parses responses with llhttp compiled to WebAssembly; a Node started with `--jitless`
- * (or `--lite-mode`, a hardening some clusters apply) has no WebAssembly and every undici
- * request would fail. Then everything takes the node:http path, at about twice the CPU.
- */
-const UNDICI_USABLE = "WebAssembly" in globalThis;
+function failure(x: Exchange | undefined, status: 502 | 504, code: string): Response {
+  x?.restore();
+  return new Response(`verso proxy: ${code}\n`, {
+    status,
+    headers: { "content-type": "text/plain", "x-verso-error": code },
+  });
+}
 
 export function createProxy(opts: ProxyOptions): Proxy {
   const { store, metrics, log } = opts;
   const roll = opts.roll ?? Math.random;
-  const appAgent = new http.Agent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 256 });
-  const appTarget = { ...opts.app, origin: `http://${opts.app.host}:${opts.app.port}` };
-  const dispatcher = createDispatcher();
-  const localHead: HeadHook = (h) => {
-    if (opts.versionHeader) h[VERSION_HEADER] = opts.version;
-    if (draining) h.connection = "close";
-  };
-  const peerHead: HeadHook = (h) => {
-    if (draining) h.connection = "close";
-  };
-  const peerAgent = new http.Agent({ keepAlive: true, scheduling: "lifo", maxFreeSockets: 256 });
+  const appOrigin = `http://${opts.app.host}:${opts.app.port}`;
   const pool = new PeerPool();
-  let active = 0;
+  // Bun's fetch: `timeout` is its socket idle timer (false: none), redirects are the client's
+  // to follow, and a compressed body passes as it came (decompressing would keep the
+  // Content-Encoding header over a plain body).
+  const fetchTimeout = opts.idleTimeoutMs > 0 ? opts.idleTimeoutMs : false;
   let draining = false;
   let warnedNoKey = false;
 
-  function relay(x: Exchange, upRes: IncomingMessage, onHead: HeadHook): void {
-    const out = responseHeaders(upRes.headers);
-    onHead(out);
-    const res = x.res;
-    writeHead(res, upRes.statusCode ?? 502, upRes.statusMessage, out);
-    upRes.pipe(res);
-    upRes.once("error", () => res.destroy());
-    upRes.once("aborted", () => res.destroy());
-  }
-
-  /** One attempt at the local app or a peer: undici when bodyless, else node:http. */
-  function send(
-    x: Exchange,
-    target: Target & { origin: string },
-    local: boolean,
-    onError: (error: Error, bodySent: boolean, reused: boolean) => void,
-  ): void {
-    const onHead = local ? localHead : peerHead;
-    if (x.fast) {
-      dispatchBodyless(dispatcher, x.req, x.res, target, x.headers, opts.idleTimeoutMs, {
-        onHead,
-        onError: (error, sent) => onError(error, sent, false),
-      });
-      return;
-    }
-    attempt(x.req, x.res, target, x.headers, local ? appAgent : peerAgent, opts.idleTimeoutMs, {
-      onResponse: (upRes) => relay(x, upRes, onHead),
-      onError,
-    });
-  }
-
-  function fail(res: ServerResponse, status: number, code: string): void {
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    res.writeHead(status, { "content-type": "text/plain", "x-verso-error": code });
-    res.end(`verso proxy: ${code}\n`);
-  }
-
-  function serveLocal(x: Exchange, retried: boolean): void {
-    x.local = true;
-    const onError = (error: Error, bodySent: boolean, reused: boolean): void => {
-      const kind = errorKind(error, "app");
-      metrics.upstreamError(kind);
-      // A pooled socket the app closed just as we reused it: safe to replay once.
-      const replay = x.fast
-        ? kind === "app-reset" && IDEMPOTENT.has(x.req.method ?? "")
-        : reused && !bodySent;
-      if (!retried && replay) return serveLocal(x, true);
-      if (log.enabled("debug")) log.debug("app request failed", { kind, error });
-      fail(x.res, kind === "app-timeout" ? 504 : 502, kind);
-    };
-    send(x, appTarget, true, onError);
-  }
-
-  function forward(x: Exchange, d: Extract<Decision, { forward: string }>): void {
-    const now = Date.now();
-    const peer: Peer | undefined = pool.pick(d.peers, now, x.tried);
-    if (!peer) {
-      metrics.fellBack(d.forward);
-      // A failed attempt left the token signed for that peer: it is not the app's to see.
-      delete x.headers[HOP_HEADER];
-      return serveLocal(x, false);
-    }
-    if (x.tried) metrics.retried(peer.version);
-    metrics.forwarded(peer.version);
-    x.headers[HOP_HEADER] = store.hop.sign(peer.version, now);
-    pool.acquire(peer.addr);
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      pool.release(peer.addr);
-    };
-    x.res.once("close", release);
-    const onError = (error: Error, bodySent: boolean, reused: boolean): void => {
-      release();
-      const kind = errorKind(error, "peer");
-      metrics.upstreamError(kind);
-      const safe = !bodySent || (IDEMPOTENT.has(x.req.method ?? "") && bodyless(x.req));
-      // A reset on a pooled connection is usually the peer closing an idle keep-alive socket
-      // as we reused it: keep that peer eligible for one more pick (the pool may still choose
-      // another) before treating it as down.
-      const firstReset = kind === "peer-reset" && !x.resetRetried;
-      if (kind === "peer-reset") x.resetRetried = true;
-      if (kind === "peer-connect" || (kind === "peer-reset" && !firstReset && !reused)) {
-        pool.markDown(peer.addr, Date.now());
-      }
-      if (safe && kind !== "peer-timeout" && !x.res.headersSent) {
-        if (!firstReset) (x.tried ??= new Set()).add(peer.addr);
-        return forward(x, d);
-      }
-      fail(x.res, kind === "peer-timeout" ? 504 : 502, kind);
-    };
-    send(x, peer, false, onError);
-  }
-
   /** decide(), except that without a hop key nothing can be forwarded: serve here instead. */
-  function route(req: IncomingMessage, hopValid: boolean): Decision {
-    const d = decide(
-      { url: req.url ?? "/", headers: req.headers, hopValid },
-      store.current,
-      opts.version,
-      roll,
-    );
+  function route(path: string, headers: Headers, hopValid: boolean): Decision {
+    const d = decide(viewOf(path, headers, hopValid), store.current, opts.version, roll);
     if (!("forward" in d) || store.hop.hasKey()) return d;
     if (!warnedNoKey) {
       warnedNoKey = true;
@@ -203,59 +110,184 @@ export function createProxy(opts: ProxyOptions): Proxy {
     return { serve: "local", reason: d.reason, fallback: d.forward };
   }
 
-  function onRequest(req: IncomingMessage, res: ServerResponse): void {
-    active++;
-    const hopValid = takeHopToken(req.headers, store.hop, Date.now());
-    const x: Exchange = {
-      req,
-      res,
-      headers: requestHeaders(req.headers, {
-        remoteAddress: hopValid ? undefined : req.socket.remoteAddress,
-        upgrade: false,
-      }),
-      t0: performance.now(),
-      forwardedIn: hopValid,
-      fast: UNDICI_USABLE && req.headers.expect === undefined && bodyless(req),
-      local: false,
-      tried: undefined,
-      resetRetried: false,
-    };
-    res.once("close", () => {
-      active--;
-      if (!x.local) return;
-      const seconds = (performance.now() - x.t0) / 1000;
-      const source = x.forwardedIn ? "forwarded" : "local";
-      metrics.served(methodClass(req.method), codeClass(res.statusCode), source, seconds);
-    });
-    const d = route(req, hopValid);
-    if ("forward" in d) return forward(x, d);
-    if (d.fallback !== undefined) metrics.fellBack(d.fallback);
-    serveLocal(x, false);
+  function send(origin: string, x: Exchange): Promise<Response> {
+    return fetch(origin + x.target, {
+      method: x.method,
+      headers: x.headers,
+      body: x.bodyless ? null : x.req.body,
+      redirect: "manual",
+      decompress: false,
+      timeout: fetchTimeout,
+      signal: x.req.signal,
+    } as RequestInit);
   }
 
-  const server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, onRequest);
-  server.headersTimeout = 66_000;
-  // Expect: 100-continue goes end to end: the upstream decides, we relay its 100.
-  server.on("checkContinue", onRequest);
-  server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) =>
-    handleUpgrade(req, socket, head, {
-      app: opts.app,
-      version: opts.version,
-      versionHeader: opts.versionHeader,
-      store,
-      pool,
-      metrics,
-      route,
-    }),
-  );
-  server.on("clientError", (_err, socket: Socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
-    else socket.destroy();
+  /**
+   * The client's response: the upstream's status and headers (hop-by-hop removed) and its
+   * body, pulled as the client takes it. `done` runs once when the body ended or was
+   * abandoned: that is when a request served here is counted, and a peer released.
+   */
+  function relay(x: Exchange, up: Response, local: boolean, done: () => void): Response {
+    const headers = up.headers;
+    stripHopByHop(headers);
+    if (local && opts.versionHeader) headers.set(VERSION_HEADER, opts.version);
+    if (draining) headers.set("connection", "close");
+    const status = up.status;
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      if (local) {
+        countServed(x, status);
+      }
+      x.restore();
+      done();
+    };
+    const source = up.body;
+    if (source === null) {
+      finish();
+      return new Response(null, { status, statusText: up.statusText, headers });
+    }
+    const reader = source.getReader();
+    const body = new ReadableStream<Uint8Array>(
+      {
+        async pull(c) {
+          try {
+            const { value, done: end } = await reader.read();
+            if (end) {
+              c.close();
+              finish();
+            } else c.enqueue(value);
+          } catch (error) {
+            finish();
+            c.error(error);
+          }
+        },
+        cancel(reason) {
+          finish();
+          return reader.cancel(reason);
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    return new Response(body, { status, statusText: up.statusText, headers });
+  }
+
+  function countServed(x: Exchange, status: number): void {
+    const seconds = (performance.now() - x.t0) / 1000;
+    const source = x.forwardedIn ? "forwarded" : "local";
+    metrics.served(methodClass(x.method), codeClass(status), source, seconds);
+  }
+
+  async function serveLocal(x: Exchange): Promise<Response> {
+    for (;;) {
+      try {
+        const up = await send(appOrigin, x);
+        return relay(x, up, true, noop);
+      } catch (error) {
+        const kind = errorKind(error, "app");
+        metrics.upstreamError(kind);
+        const plan = planRetry({ kind, ...x });
+        if (plan.do === "again") {
+          x.resetRetried = true;
+          continue;
+        }
+        if (log.enabled("debug")) log.debug("app request failed", { kind, error });
+        // The app failed to answer: that is this version's error, counted where served.
+        const status = plan.do === "fail" ? plan.status : 502;
+        countServed(x, status);
+        return failure(x, status, kind);
+      }
+    }
+  }
+
+  async function forward(x: Exchange, d: Extract<Decision, { forward: string }>) {
+    let tried: Set<string> | undefined;
+    for (;;) {
+      const now = Date.now();
+      const peer: Peer | undefined = pool.pick(d.peers, now, tried);
+      if (!peer) break;
+      if (tried) metrics.retried(peer.version);
+      metrics.forwarded(peer.version);
+      x.headers.set(HOP_HEADER, store.hop.sign(peer.version, now));
+      pool.acquire(peer.addr);
+      try {
+        const up = await send(peer.origin, x);
+        return relay(x, up, false, () => pool.release(peer.addr));
+      } catch (error) {
+        pool.release(peer.addr);
+        const kind = errorKind(error, "peer");
+        metrics.upstreamError(kind);
+        const plan = planRetry({ kind, ...x });
+        if (plan.do === "fail") return failure(x, plan.status, kind);
+        if (plan.do === "again") x.resetRetried = true;
+        else {
+          if (plan.markDown) pool.markDown(peer.addr, Date.now());
+          (tried ??= new Set()).add(peer.addr);
+        }
+      }
+    }
+    metrics.fellBack(d.forward);
+    // A failed attempt left the token signed for that peer: it is not the app's to see.
+    x.headers.delete(HOP_HEADER);
+    return serveLocal(x);
+  }
+
+  const relayWs = createWebSocketRelay({
+    app: opts.app,
+    version: opts.version,
+    versionHeader: opts.versionHeader,
+    store,
+    pool,
+    metrics,
+    log,
+  });
+
+  async function exchange(req: Request, srv: Server<RelayData>): Promise<Response | undefined> {
+    // A response may stay quiet for minutes (SSE, long polls): no idle cut while one is in
+    // progress. The keep-alive limit comes back when it ends (`restore`).
+    srv.timeout(req, 0);
+    const headers = req.headers;
+    const token = headers.get(HOP_HEADER);
+    const hopValid = token !== null && store.hop.verify(token, Date.now());
+    const target = pathAndQuery(req.url);
+    const q = target.indexOf("?");
+    const d = route(q === -1 ? target : target.slice(0, q), headers, hopValid);
+    const clientIp = hopValid ? undefined : (srv.requestIP(req)?.address ?? undefined);
+    if (headers.has("upgrade")) return relayWs(req, srv, d, target, clientIp, hopValid);
+    const x: Exchange = {
+      req,
+      method: req.method,
+      target,
+      headers: toUpstream(headers, clientIp),
+      bodyless: req.body === null,
+      t0: performance.now(),
+      forwardedIn: hopValid,
+      restore: () => srv.timeout(req, CLIENT_IDLE_SECONDS),
+      resetRetried: false,
+    };
+    if ("forward" in d) return forward(x, d);
+    if (d.fallback !== undefined) metrics.fellBack(d.fallback);
+    return serveLocal(x);
+  }
+
+  const server = Bun.serve<RelayData>({
+    hostname: opts.listen.host,
+    port: opts.listen.port,
+    // Bun's 128 MiB default would answer 413 to a large upload; bodies stream, so no limit.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    idleTimeout: CLIENT_IDLE_SECONDS,
+    fetch: exchange,
+    websocket: relayWs.handler satisfies WebSocketHandler<RelayData>,
+    error(error) {
+      log.error("request failed in the proxy", { error });
+      return failure(undefined, 502, "proxy-error");
+    },
   });
 
   return {
     server,
-    inFlight: () => active,
+    inFlight: () => server.pendingRequests + server.pendingWebSockets,
     tableChanged(table) {
       const addrs = new Set<string>();
       for (const list of table.peers.values()) for (const p of list) addrs.add(p.addr);
@@ -263,13 +295,11 @@ export function createProxy(opts: ProxyOptions): Proxy {
     },
     startDrain() {
       draining = true;
-      server.close();
-      server.closeIdleConnections();
+      // Stop listening; requests in flight finish (main.ts waits for them, then exits).
+      void server.stop(false);
     },
   };
 }
 
-function bodyless(req: IncomingMessage): boolean {
-  const len = req.headers["content-length"];
-  return req.headers["transfer-encoding"] === undefined && (len === undefined || len === "0");
-}
+function noop(): void {}
+

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseRoutingTable, type RoutingTable } from "../../shared/table.ts";
 import { compileTable, type CompiledTable } from "./compile.ts";
-import { cookieValue, decide, type Decision, type RequestView } from "./decide.ts";
+import { cookieValue, decide, viewOf, type Decision, type RequestView } from "./decide.ts";
 
 function table(
   release: unknown,
@@ -15,11 +15,8 @@ function table(
   return compileTable(parsed.value);
 }
 
-const view = (headers: Record<string, string> = {}, hopValid = false, url = "/"): RequestView => ({
-  url,
-  headers,
-  hopValid,
-});
+const view = (headers: Record<string, string> = {}, hopValid = false, url = "/"): RequestView =>
+  viewOf(url.split("?")[0]!, new Headers(headers), hopValid);
 const LOW = () => 0; // bucket 0: below any weight > 0
 const HIGH = () => 0.9999; // bucket 9999: release only at weight 100
 

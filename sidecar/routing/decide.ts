@@ -2,17 +2,32 @@
  * The routing decision, pure: request view + compiled table + this pod's version (+ a random
  * roll supplied by the caller) -> serve here, or forward to a peer of another version.
  */
-import type { IncomingHttpHeaders } from "node:http";
 import type { CompiledRelease, CompiledRule, CompiledTable, Peer } from "./compile.ts";
 import { bucketOf, bucketOfRoll } from "./hash.ts";
+import { HOP_HEADER } from "./hop.ts";
 
 export interface RequestView {
-  /** Request target as received (`/path?query`). */
-  readonly url: string;
-  /** Lowercased names, as node:http gives them. */
-  readonly headers: IncomingHttpHeaders;
+  /** The request's path, without the query. */
+  readonly path: string;
+  /**
+   * A header's value by lowercased name; repeated fields joined with ", " (the Fetch API's
+   * `Headers.get`, what the proxy passes). Undefined when absent.
+   */
+  header(name: string): string | undefined;
   /** A hop token signed for this app and this pod's version, not expired (see hop.ts). */
   readonly hopValid: boolean;
+}
+
+/**
+ * The view of a Fetch API request: `path` without the query, headers as `Headers.get` reads
+ * them. The hop header is hidden: it authenticates a hop, it is not the client's to match on.
+ */
+export function viewOf(path: string, headers: Headers, hopValid: boolean): RequestView {
+  return {
+    path,
+    header: (name) => (name === HOP_HEADER ? undefined : (headers.get(name) ?? undefined)),
+    hopValid,
+  };
 }
 
 /** Why a version was chosen: the log field, the metric label and the docs' wording in one. */
@@ -59,22 +74,12 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return undefined;
 }
 
-function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v.join(", ") : v;
-}
-
-function pathOf(url: string): string {
-  const q = url.indexOf("?");
-  return q === -1 ? url : url.slice(0, q);
-}
-
 function ruleMatches(rule: CompiledRule, view: RequestView, cookie: string | undefined): boolean {
   switch (rule.kind) {
     case "header-value":
-      return headerValue(view.headers, rule.name) === rule.value;
+      return view.header(rule.name) === rule.value;
     case "header-regex": {
-      const v = headerValue(view.headers, rule.name);
+      const v = view.header(rule.name);
       return v !== undefined && rule.re.test(v);
     }
     case "cookie-value":
@@ -84,7 +89,7 @@ function ruleMatches(rule: CompiledRule, view: RequestView, cookie: string | und
       return v !== undefined && rule.re.test(v);
     }
     case "path-prefix":
-      return pathOf(view.url).startsWith(rule.prefix);
+      return view.path.startsWith(rule.prefix);
   }
 }
 
@@ -94,7 +99,7 @@ function chooseSide(
   view: RequestView,
   roll: () => number,
 ): { release: boolean; reason: RouteReason } {
-  const cookie = release.needsCookies ? headerValue(view.headers, "cookie") : undefined;
+  const cookie = release.needsCookies ? view.header("cookie") : undefined;
   for (const rule of release.rules) {
     if (ruleMatches(rule, view, cookie)) return { release: true, reason: "match" };
   }
@@ -107,7 +112,7 @@ function chooseSide(
   if (release.sticky) {
     const key =
       release.sticky.kind === "header"
-        ? headerValue(view.headers, release.sticky.name)
+        ? view.header(release.sticky.name)
         : cookieValue(cookie, release.sticky.name);
     if (key !== undefined && key !== "") {
       return { release: bucketOf(key) < release.threshold, reason: "sticky" };

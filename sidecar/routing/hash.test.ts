@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseRoutingTable } from "../../shared/table.ts";
 import { compileTable } from "./compile.ts";
-import { decide } from "./decide.ts";
+import { decide, viewOf } from "./decide.ts";
 import { BUCKETS, bucketOf, thresholdFor } from "./hash.ts";
 
 /** mulberry32: a seeded PRNG, so the random-split test is reproducible. */
@@ -43,7 +43,7 @@ describe("weight split: distribution accuracy", () => {
       const roll = seeded(42 + weight);
       let release = 0;
       for (let i = 0; i < N; i++) {
-        if ("forward" in decide({ url: "/", headers: {}, hopValid: false }, t, "v1", roll))
+        if ("forward" in decide(viewOf("/", new Headers(), false), t, "v1", roll))
           release++;
       }
       expect(Math.abs(release - N * p)).toBeLessThanOrEqual(bound(p));
@@ -53,7 +53,7 @@ describe("weight split: distribution accuracy", () => {
       let release = 0;
       for (let i = 0; i < N; i++) {
         const d = decide(
-          { url: "/", headers: { "x-user-id": `user-${i}` }, hopValid: false },
+          viewOf("/", new Headers({ "x-user-id": `user-${i}` }), false),
           t,
           "v1",
           () => {
@@ -84,7 +84,7 @@ describe("sticky split: stickiness and monotonic growth", () => {
       const first =
         "forward" in
         decide(
-          { url: "/", headers: { cookie: `uid=${key}` }, hopValid: false },
+          viewOf("/", new Headers({ cookie: `uid=${key}` }), false),
           t,
           "v1",
           Math.random,
@@ -93,7 +93,7 @@ describe("sticky split: stickiness and monotonic growth", () => {
         const again =
           "forward" in
           decide(
-            { url: "/", headers: { cookie: `uid=${key}` }, hopValid: false },
+            viewOf("/", new Headers({ cookie: `uid=${key}` }), false),
             t,
             "v1",
             Math.random,
@@ -117,7 +117,7 @@ describe("sticky split: stickiness and monotonic growth", () => {
           (k) =>
             "forward" in
             decide(
-              { url: "/", headers: { "x-user-id": k }, hopValid: false },
+              viewOf("/", new Headers({ "x-user-id": k }), false),
               t,
               "v1",
               Math.random,

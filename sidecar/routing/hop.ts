@@ -7,7 +7,7 @@
  *
  * Pure apart from the HMAC itself: the clock is a parameter.
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { equalBytes, hmacSha256, sha256 } from "./hmac.ts";
 
 export const HOP_HEADER = "x-verso-hop";
 /** A token lives this long; senders reuse one for at most REUSE_MS of it. */
@@ -17,9 +17,7 @@ const REUSE_MS = 5_000;
 const SKEW_MS = 30_000;
 
 export function signHop(key: Buffer, app: string, version: string, expiryMs: number): string {
-  const sig = createHmac("sha256", key)
-    .update(`${app}\n${version}\n${expiryMs}`)
-    .digest("base64url");
+  const sig = hmacSha256(key, `${app}\n${version}\n${expiryMs}`).toString("base64url");
   return `${expiryMs}.${sig}.${version}`;
 }
 
@@ -47,15 +45,16 @@ export function verifyHop(
   if (token.slice(b + 1) !== selfVersion) return { valid: false, reason: "wrong-version" };
   const given = Buffer.from(token.slice(a + 1, b), "base64url");
   for (const key of keys) {
-    const want = createHmac("sha256", key).update(`${app}\n${selfVersion}\n${expiry}`).digest();
-    if (given.length === want.length && timingSafeEqual(given, want)) return { valid: true };
+    if (equalBytes(given, hmacSha256(key, `${app}\n${selfVersion}\n${expiry}`))) {
+      return { valid: true };
+    }
   }
   return { valid: false, reason: "bad-signature" };
 }
 
 /** The fallback key for file mode without a key: anyone who knows the app name can derive it. */
 export function derivedHopKey(app: string): Buffer {
-  return createHash("sha256").update(`verso-hop-key\n${app}`).digest();
+  return sha256(`verso-hop-key\n${app}`);
 }
 
 /**

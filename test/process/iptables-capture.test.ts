@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sample } from "../harness/metrics.ts";
-import { NODE, REPO_ROOT, SIDECAR_MAIN } from "../harness/paths.ts";
+import { BUN, NODE, REPO_ROOT, SIDECAR_MAIN } from "../harness/paths.ts";
 import { waitFor } from "../harness/ports.ts";
 import { startProcess, type ManagedProcess } from "../harness/processes.ts";
 import { makeDir } from "./sidecar-fixture.ts";
@@ -91,7 +91,7 @@ http.createServer((req, res) => {
     procs.push(spawnIn("app", [NODE, appScript]));
     procs.push(
       spawnIn("proxy", [
-        NODE,
+        BUN,
         SIDECAR_MAIN,
         "--listen",
         "0.0.0.0:15006",

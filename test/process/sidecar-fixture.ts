@@ -1,6 +1,6 @@
 /**
  * Real pods as processes for the sidecar suites: small node:http apps (in the test process)
- * and `node sidecar/main.ts` proxies (child processes) on their own 127.0.0.x addresses, with a
+ * and `bun sidecar/main.ts` proxies (child processes) on their own 127.0.0.x addresses, with a
  * routes file the test rewrites. Ports are chosen free on each address at start.
  */
 import http from "node:http";
@@ -8,7 +8,7 @@ import { mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocketServer } from "ws";
-import { NODE, SIDECAR_MAIN, REPO_ROOT } from "../harness/paths.ts";
+import { BUN, SIDECAR_MAIN, REPO_ROOT } from "../harness/paths.ts";
 import { freePort, waitFor } from "../harness/ports.ts";
 import { startProcess, type ManagedProcess } from "../harness/processes.ts";
 
@@ -134,7 +134,7 @@ export async function startProxy(opts: {
   ];
   const proc = startProcess({
     name: `proxy-${opts.version}`,
-    command: NODE,
+    command: BUN,
     args,
     cwd: REPO_ROOT,
     env: { ...process.env, ...opts.env },

@@ -6,7 +6,6 @@ import http from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compileProduct } from "../harness/compiled.ts";
 import { sample } from "../harness/metrics.ts";
 import { freePort, sleep, waitFor } from "../harness/ports.ts";
 import {
@@ -73,27 +72,6 @@ describe("proxy lifecycle", () => {
     expect(Date.now() - t0).toBeLessThan(3_000);
     expect(await slow).toBeInstanceOf(Error);
   });
-
-  it("a Node without WebAssembly (--jitless) serves through node:http instead of failing", async () => {
-    // undici's parser is WebAssembly; type stripping is too, so this runs the compiled build.
-    const { sidecarMain } = compileProduct(join(dir, "dist"));
-    const { p } = await startShopProxy("jitless", 1, {
-      main: sidecarMain,
-      env: { NODE_OPTIONS: "--jitless" },
-    });
-    try {
-      for (let i = 0; i < 20; i++) {
-        const r = await get(`${p.url}/echo?i=${i}`);
-        expect(r.status).toBe(200);
-        expect(r.version).toBe("v1");
-      }
-      const m = await p.metrics();
-      expect(sample(m, "verso_requests_total", { code_class: "2xx" })).toBe(20);
-      expect(sample(m, "verso_upstream_errors_total")).toBe(0);
-    } finally {
-      await p.proc.stop();
-    }
-  }, 60_000);
 
   it("/ready needs the app's port; /healthz does not", async () => {
     const noApp = { ...app, port: await freePort(H) };
