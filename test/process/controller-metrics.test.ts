@@ -1,23 +1,23 @@
 /**
- * The built-in metrics source against real proxy metrics: the sidecar's own prom-client
- * registry served over HTTP on 127.0.0.x, scraped and differenced by the controller; and the
+ * The built-in metrics source against real proxy metrics: the sidecar's own exporter
+ * served over HTTP on 127.0.0.x, scraped and differenced by the controller; and the
  * Prometheus source's HTTP and PromQL against a small stand-in of Prometheus' query API.
  */
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../shared/log.ts";
-import { createMetrics, type ProxyMetrics } from "../../sidecar/metrics/metrics.ts";
+import {
+  createMetrics,
+  METRICS_CONTENT_TYPE,
+  type ProxyMetrics,
+} from "../../sidecar/metrics/metrics.ts";
 import { createBuiltinSource } from "../../webhook/controller/metrics/builtin.ts";
 import { createPrometheusSource } from "../../webhook/controller/metrics/prometheus.ts";
 import type { Target } from "../../webhook/controller/metrics/source.ts";
 
 function serve(metrics: ProxyMetrics, host: string): Promise<Server> {
   const server = createServer((_req, res) => {
-    void metrics.registry
-      .metrics()
-      .then((text) =>
-        res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
-      );
+    res.writeHead(200, { "content-type": METRICS_CONTENT_TYPE }).end(metrics.render());
   });
   return new Promise((r) => server.listen(0, host, () => r(server)));
 }
