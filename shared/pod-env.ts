@@ -72,8 +72,16 @@ export const ENV = {
   versionHeader: "VERSO_VERSION_HEADER",
   /** Seconds the proxy waits for in-flight requests after SIGTERM (default 20). */
   drainSeconds: "VERSO_DRAIN_SECONDS",
-  /** Seconds an upstream socket may stay silent before the request is failed (default 300). */
+  /**
+   * Seconds an upstream socket may stay silent before the request is failed (default 0: no
+   * limit, so long polls and quiet event streams live as long as the app keeps them).
+   */
   idleTimeoutSeconds: "VERSO_IDLE_TIMEOUT_SECONDS",
+  /**
+   * Seconds an idle client keep-alive connection is kept open (default 65, at most 255: Bun's
+   * limit). A connection with a response in progress is never cut, however quiet.
+   */
+  clientIdleSeconds: "VERSO_CLIENT_IDLE_SECONDS",
   /** Seconds /ready waits for a first routing table before using the no-release default (10). */
   tableWaitSeconds: "VERSO_TABLE_WAIT_SECONDS",
 } as const;

@@ -34,6 +34,7 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly drainSeconds: number;
   readonly idleTimeoutSeconds: number;
+  readonly clientIdleSeconds: number;
   readonly tableWaitSeconds: number;
   readonly probes: ProbeMap;
 }
@@ -56,6 +57,7 @@ const FLAGS = {
   "log-level": ENV.logLevel,
   "drain-seconds": ENV.drainSeconds,
   "idle-timeout-seconds": ENV.idleTimeoutSeconds,
+  "client-idle-seconds": ENV.clientIdleSeconds,
   "table-wait-seconds": ENV.tableWaitSeconds,
   probes: ENV.probes,
 } as const;
@@ -122,6 +124,11 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
   // 0: no upstream idle limit, so a long poll or a quiet event stream is never cut by us.
   const idle = seconds("idle-timeout-seconds", get("idle-timeout-seconds"), 0);
   const wait = seconds("table-wait-seconds", get("table-wait-seconds"), 10);
+  const clientIdle = seconds("client-idle-seconds", get("client-idle-seconds"), 65);
+  if (!clientIdle.ok) return clientIdle;
+  // Bun.serve's idleTimeout is a whole number of seconds, 1..255 (0 would never close).
+  if (!Number.isInteger(clientIdle.value) || clientIdle.value < 1 || clientIdle.value > 255)
+    return err(`--client-idle-seconds: use a whole number from 1 to 255`);
   if (!drain.ok) return drain;
   if (!idle.ok) return idle;
   if (!wait.ok) return wait;
@@ -145,6 +152,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
       logLevel: level,
       drainSeconds: drain.value,
       idleTimeoutSeconds: idle.value,
+      clientIdleSeconds: clientIdle.value,
       tableWaitSeconds: wait.value,
       probes: probes.value,
     }),

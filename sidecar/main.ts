@@ -68,6 +68,7 @@ function main(): void {
       version: cfg.version,
       versionHeader: cfg.versionHeader,
       idleTimeoutMs: cfg.idleTimeoutSeconds * 1000,
+      clientIdleSeconds: cfg.clientIdleSeconds,
       store,
       metrics,
       log,

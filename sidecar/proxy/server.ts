@@ -33,6 +33,13 @@ export interface ProxyOptions {
   versionHeader: boolean;
   /** Upstream idle limit (no byte either way); 0: none, so quiet long polls and SSE live on. */
   idleTimeoutMs: number;
+  /**
+   * Seconds an idle client keep-alive connection is kept (Bun's default, 10 s, would also cut
+   * a quiet response; a response in progress is exempt, see `exchange`). The default, 65 s,
+   * outlives the 60 s idle timeouts of common load balancers, so they close first, never us
+   * mid-reuse.
+   */
+  clientIdleSeconds: number;
   store: TableStore;
   metrics: ProxyMetrics;
   log: Logger;
@@ -48,13 +55,6 @@ export interface Proxy {
   /** A new table is in force: forget the state of peers it no longer lists. */
   tableChanged(table: CompiledTable): void;
 }
-
-/**
- * Seconds an idle client keep-alive connection is kept (Bun's default, 10 s, would also cut a
- * quiet response; a response in progress is exempt, see `exchange`). 65 s outlives the 60 s
- * idle timeouts of common load balancers, so they close first, never us mid-reuse.
- */
-export const CLIENT_IDLE_SECONDS = 65;
 
 /** One request's state across attempts. */
 interface Exchange {
@@ -254,7 +254,11 @@ export function createProxy(opts: ProxyOptions): Proxy {
     const q = target.indexOf("?");
     const d = route(q === -1 ? target : target.slice(0, q), headers, hopValid);
     const clientIp = hopValid ? undefined : (srv.requestIP(req)?.address ?? undefined);
-    if (headers.has("upgrade")) return relayWs(req, srv, d, target, clientIp, hopValid);
+    if (headers.has("upgrade")) {
+      const refused = await relayWs(req, srv, d, target, clientIp, hopValid);
+      if (refused) srv.timeout(req, opts.clientIdleSeconds);
+      return refused;
+    }
     const x: Exchange = {
       req,
       method: req.method,
@@ -263,7 +267,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       bodyless: req.body === null,
       t0: performance.now(),
       forwardedIn: hopValid,
-      restore: () => srv.timeout(req, CLIENT_IDLE_SECONDS),
+      restore: () => srv.timeout(req, opts.clientIdleSeconds),
       resetRetried: false,
     };
     if ("forward" in d) return forward(x, d);
@@ -276,7 +280,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
     port: opts.listen.port,
     // Bun's 128 MiB default would answer 413 to a large upload; bodies stream, so no limit.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-    idleTimeout: CLIENT_IDLE_SECONDS,
+    idleTimeout: opts.clientIdleSeconds,
     fetch: exchange,
     websocket: relayWs.handler satisfies WebSocketHandler<RelayData>,
     error(error) {
