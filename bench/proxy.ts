@@ -1,76 +1,114 @@
 /**
- * Proxy benchmark, one run, same machine, same upstream, same load for every path:
- *   direct        client -> app
- *   verso-local   client -> verso proxy (serves locally) -> app
- *   verso-forward client -> verso proxy v1 -> verso proxy v2 (hop token) -> app
- *   http-proxy    client -> minimal http-proxy server -> app (the library the issue named)
- *   node-minimal  client -> 30-line undici proxy -> app (the floor of any Node proxy)
- *   nginx         client -> nginx (worker_processes 1, upstream keepalive) -> app
- * For each: latency at a paced rate (default 1,000 req/s, wrk with a pacing script, see wrk()),
- * then max throughput (wrk, 1 thread, 32 connections), and the proxy's RSS idle and peak under load (total, and the anonymous part:
- * the rest is the node binary's own pages mapped from its file).
+ * Proxy benchmark: one run, same machine, same upstream app, same load for every row.
  *
- * "On the same core": with 2+ CPUs, during the max-throughput run every proxy (verso,
- * http-proxy, nginx) is pinned to the last CPU and the app, wrk and this script to the others,
- * so each proxy gets exactly one core and none competes with the load it serves. The latency
- * run is unpinned. The proxy's CPU use during the max run is reported too: a proxy under 100%
- * was held back by the app or the load generator, and req/s per proxy CPU-second compares
- * cores fairly in that case.
+ *   direct         client -> app (the latency baseline; always runs)
+ *   verso-local    client -> Verso on Bun, serving locally -> app. Routing is on: the table
+ *                  has a release whose match rules do not match and whose canary weight is 0,
+ *                  so decide() evaluates the rules and the split on every request.
+ *   verso-forward  client -> Verso v1 -> Verso v2 (hop token) -> app, both on Bun (weight 100)
+ *   bun-minimal    client -> Bun.serve + fetch pass-through (bench/bun-minimal-server.ts) -> app:
+ *                  the floor of any Bun proxy
+ *   nginx          client -> nginx (1 worker, upstream keepalive) -> app
+ *   node-verso     client -> Verso on Node before the port (`git archive <--before>` of sidecar/
+ *                  and shared/, run with the env the webhook injected then) -> app: the "before"
+ *   http-proxy     client -> minimal http-proxy server on Node -> app (only when named in --only)
+ * The app is bench/upstream-app.ts (Bun: answers "ok"; counts and hashes uploads).
  *
- *   node bench/proxy.ts [--seconds 8] [--rate 1000] [--warmup 3] [--only verso-local,nginx]
- *                       [--no-pin] [--no-runtime-env] [--proxy-node-flags=...]
- * Needs wrk and taskset (apt-get install -y wrk util-linux); nginx is skipped with a note when
- * it is not installed (apt-get install -y nginx-light).
+ * Phases, in this order (a saturating run leaves memory behind, so it never precedes a paced
+ * one): idle RSS (started, table loaded, one request served); a paced warm-up per row;
+ * --rounds latency rounds; --rounds throughput rounds; the uploads. Each round runs every row
+ * once, in an order rotated by one per round, so drift on this shared machine spreads evenly.
+ * - Latency: ~--rate req/s (wrk, --pace-connections connections each waiting a fixed gap after
+ *   each response, see wrk()), unpinned. "Added" is the row's p50/p99 minus direct's in the
+ *   same round; medians over rounds, with min-max of p99.
+ * - Throughput: wrk -t1 -c--connections with each row's proxies pinned to the last CPU and
+ *   the app, wrk and this script on the others (verso-forward's two proxies share the core).
+ *   CPU µs per request and CPU % of the proxies come from /proc (verso-forward: both hops).
+ *   A proxy under 100% was held back by the app or wrk: compare req/s per CPU-second then.
+ * - Memory: RSS and its private part (RssAnon; the rest is the runtime's executable mapped from
+ *   its file), sampled every 100 ms; per proxy process (nginx: master + worker), the largest
+ *   of a row's proxies shown (verso-forward: the larger of v1 and v2).
+ * - Uploads: --uploads concurrent uploads of --upload-mb MiB each (half with Content-Length,
+ *   half chunked) through verso-forward; the app reports the bytes and SHA-256 it received.
+ *
+ *   node bench/proxy.ts [--seconds 5] [--rounds 5] [--only verso-local,nginx] [--rate 1000]
+ *     [--warmup 3] [--connections 32] [--pace-connections 10] [--uploads 4] [--upload-mb 100]
+ *     [--before 33045cc] [--no-pin] [--json FILE]
+ * Needs wrk and taskset (`make bench-tools`); nginx is skipped with a note when absent.
+ * Prints markdown tables and the issue's targets (met or not) to stdout, progress to stderr.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { PROXY_RUNTIME_ENV } from "../shared/pod-env.ts";
-import { compileProduct } from "../test/harness/compiled.ts";
-import { NODE, REPO_ROOT, SIDECAR_MAIN } from "../test/harness/paths.ts";
+import { BUN, NODE, REPO_ROOT, SIDECAR_MAIN } from "../test/harness/paths.ts";
 import { freePort, sleep, waitFor } from "../test/harness/ports.ts";
-import {
-  installExitHandlers,
-  startProcess,
-  stopAll,
-  type ManagedProcess,
-} from "../test/harness/processes.ts";
+import { installExitHandlers, startProcess, stopAll } from "../test/harness/processes.ts";
 import { makeDir } from "../test/process/sidecar-fixture.ts";
+
+const ROWS = [
+  "verso-local",
+  "verso-forward",
+  "bun-minimal",
+  "nginx",
+  "node-verso",
+  "http-proxy",
+] as const;
+type RowName = "direct" | (typeof ROWS)[number];
+const DEFAULT_ROWS: readonly RowName[] = ROWS.filter((r) => r !== "http-proxy");
 
 const { values } = parseArgs({
   allowNegative: true,
   options: {
-    seconds: { type: "string", default: "8" },
+    seconds: { type: "string", default: "5" },
+    rounds: { type: "string", default: "5" },
     rate: { type: "string", default: "1000" },
-    connections: { type: "string", default: "32" },
     warmup: { type: "string", default: "3" },
+    connections: { type: "string", default: "32" },
     "pace-connections": { type: "string", default: "10" },
+    uploads: { type: "string", default: "4" },
+    "upload-mb": { type: "string", default: "100" },
     only: { type: "string" },
-    // The image runs compiled JS (Dockerfile.sidecar); `--ts` measures `npm run sidecar` instead.
-    ts: { type: "boolean", default: false },
+    // The last commit whose proxy ran on Node.
+    before: { type: "string", default: "33045cc" },
     pin: { type: "boolean", default: true },
-    // The proxy runs with the env the webhook injects (PROXY_RUNTIME_ENV); --no-runtime-env
-    // measures Node's defaults instead.
-    "runtime-env": { type: "boolean", default: true },
-    // Extra node flags for the verso proxies, e.g. "--max-semi-space-size=1".
-    "proxy-node-flags": { type: "string", default: "" },
+    json: { type: "string" },
   },
 });
 const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
 const RATE = Number(values.rate);
-const CONNECTIONS = Number(values.connections);
 const WARMUP_SECONDS = Number(values.warmup);
+const CONNECTIONS = Number(values.connections);
 const PACE_CONNECTIONS = Number(values["pace-connections"]);
-const HOST = "127.0.4.1";
+const UPLOADS = Number(values.uploads);
+const UPLOAD_MIB = Number(values["upload-mb"]);
+const selected = values.only?.split(",").filter((r) => r !== "direct") ?? DEFAULT_ROWS;
+for (const r of selected) {
+  if (!(ROWS as readonly string[]).includes(r)) {
+    console.error(`--only: unknown row ${r} (rows: ${ROWS.join(", ")})`);
+    process.exit(2);
+  }
+}
+const wanted = (r: RowName) => selected.includes(r);
+
+/** The env the webhook injected into the Node proxy at --before (shared/pod-env.ts then). */
+const NODE_VERSO_ENV = { NODE_OPTIONS: "--max-semi-space-size=2", MALLOC_ARENA_MAX: "2" };
 const CPUS = availableParallelism();
 const PIN = values.pin && CPUS >= 2;
 /** taskset CPU lists: proxies on the last CPU, everything else on the rest. */
 const PROXY_CPU = String(CPUS - 1);
 const LOAD_CPUS = `0-${CPUS - 2}`;
 const ALL_CPUS = `0-${CPUS - 1}`;
+
 installExitHandlers({ signals: true });
 const dir = makeDir("verso-bench-");
 const PACE_SCRIPT = join(dir, "pace.lua");
@@ -81,34 +119,43 @@ writeFileSync(
 
 const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
 if (!has("wrk")) {
-  console.error("wrk is required: apt-get install -y wrk");
+  console.error("wrk is required: apt-get install -y wrk (or make bench-tools)");
   process.exit(2);
 }
 if (PIN && !has("taskset")) {
   console.error("taskset is required to pin (apt-get install -y util-linux), or pass --no-pin");
   process.exit(2);
 }
+const versionOf = (command: string, args: string[], re = /([\d.]+)/): string =>
+  re.exec(spawnSync(command, args, { encoding: "utf8" }).output.join(" "))?.[1] ?? "?";
+
+// ---- processes and what they use -------------------------------------------------------
+
+/** One proxy: the processes that together are it (nginx: master and worker). */
+interface Proxy {
+  label: string;
+  pids: number[];
+}
+
+interface Row {
+  name: RowName;
+  url: string;
+  /** Empty for direct; two for verso-forward (v1, v2). */
+  proxies: Proxy[];
+}
+
+interface Mem {
+  rss: number;
+  /** Private memory; rss minus this is file-backed (the runtime executable's pages). */
+  anon: number;
+}
+
 /** Move running processes (all their threads) to `cpus`. */
 function setAffinity(pids: number[], cpus: string): void {
   if (!PIN) return;
   for (const pid of pids) spawnSync("taskset", ["-a", "-p", "-c", cpus, String(pid)]);
 }
-// This script samples memory and CPU during the max runs: off the proxies' core.
-setAffinity([process.pid], LOAD_CPUS);
-/** `command args` on `cpus` when pinning (taskset execs, so the pid stays the program's). */
-const pinned = (cpus: string, command: string, args: string[]): [string, string[]] =>
-  PIN ? ["taskset", ["-c", cpus, command, ...args]] : [command, args];
-
-/** Compiled as the image is, so the numbers are those of what ships. */
-function proxyMain(): string {
-  return values.ts ? SIDECAR_MAIN : compileProduct(join(dir, "dist")).sidecarMain;
-}
-
-interface Mem {
-  rss: number;
-  /** Private memory; rss minus this is file-backed (the executable's pages). */
-  anon: number;
-}
+const pidsOf = (row: Row): number[] => row.proxies.flatMap((p) => p.pids);
 
 function memOf(pids: number[]): Mem {
   const total = { rss: 0, anon: 0 };
@@ -125,183 +172,11 @@ function memOf(pids: number[]): Mem {
   }
   return total;
 }
-
-const maxMem = (a: Mem, b: Mem): Mem => (b.rss > a.rss ? b : a);
-
-/** Process ids of `pid` and its descendants (nginx workers, node under `ip netns exec`). */
-function tree(pid: number): number[] {
-  const out = spawnSync("sh", ["-c", `pgrep -g ${pid} || true`], { encoding: "utf8" }).stdout;
-  const pids = out.split(/\s+/).filter(Boolean).map(Number);
-  return pids.length > 0 ? pids : [pid];
-}
-
-function spawnNode(
-  name: string,
-  args: string[],
-  cpus = LOAD_CPUS,
-  env: Record<string, string> = {},
-): ManagedProcess {
-  const [command, argv] = pinned(cpus, NODE, args);
-  return startProcess({
-    name,
-    command,
-    args: argv,
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
-    logFile: join(dir, `${name}.log`),
-  });
-}
-
-async function listening(url: string): Promise<void> {
-  await waitFor(
-    url,
-    async () => ((await fetch(url).catch(() => undefined))?.ok ? true : undefined),
-    15_000,
-    100,
-  );
-}
-
-interface Target {
-  name: string;
-  url: string;
-  /** Processes whose RSS counts as "the proxy" (empty for direct). */
-  pids: number[];
-}
-
-let appPid = 0;
-
-async function startAll(): Promise<Target[]> {
-  const appPort = await freePort(HOST);
-  const appScript = join(dir, "app.mjs");
-  // The upstream: a fixed 2-byte body, the cheapest honest app, so the proxy dominates.
-  writeFileSync(
-    appScript,
-    `import http from "node:http";
-http.createServer((req, res) => { req.resume(); res.setHeader("content-type", "text/plain"); res.end("ok"); })
-  .listen(${appPort}, "${HOST}");\n`,
-  );
-  appPid = spawnNode("app", [appScript]).pid;
-  const app = `${HOST}:${appPort}`;
-  await listening(`http://${app}/`);
-  const main = proxyMain();
-  const targets: Target[] = [{ name: "direct", url: `http://${app}/`, pids: [] }];
-  const hopKey = Buffer.from("bench-hop-key-0123456789abcdefgh").toString("base64");
-
-  const verso = async (
-    name: string,
-    host: string,
-    version: string,
-    routes: object,
-    port?: number,
-  ) => {
-    const p = port ?? (await freePort(host));
-    const admin = await freePort(host);
-    const file = join(dir, `${name}.json`);
-    writeFileSync(file, JSON.stringify({ ...routes, hopKey }));
-    const proc = spawnNode(
-      name,
-      [
-        ...(values["proxy-node-flags"] ?? "").split(" ").filter(Boolean),
-        main,
-        "--listen",
-        `${host}:${p}`,
-        "--app",
-        app,
-        "--admin",
-        `${host}:${admin}`,
-        "--app-name",
-        "bench",
-        "--version",
-        version,
-        "--routes",
-        file,
-        "--log-level",
-        "warn",
-      ],
-      PROXY_CPU,
-      values["runtime-env"] ? PROXY_RUNTIME_ENV : {},
-    );
-    await listening(`http://${host}:${admin}/ready`);
-    return { url: `http://${host}:${p}/`, pid: proc.pid, port: p };
-  };
-  const local = await verso("verso-local", "127.0.4.2", "v1", {
-    app: "bench",
-    revision: 1,
-    endpoints: {},
-  });
-  targets.push({ name: "verso-local", url: local.url, pids: [local.pid] });
-
-  const v2Port = await freePort("127.0.4.4");
-  const fwdTable = {
-    app: "bench",
-    revision: 1,
-    release: { version: "v2", strategy: "canary", weight: 100 },
-    endpoints: { v1: [], v2: [`127.0.4.4:${v2Port}`] },
-  };
-  const b = await verso("verso-forward-v2", "127.0.4.4", "v2", fwdTable, v2Port);
-  const a = await verso("verso-forward-v1", "127.0.4.3", "v1", fwdTable);
-  targets.push({ name: "verso-forward", url: a.url, pids: [a.pid, b.pid] });
-
-  // The two Node references: the library the issue named, and the runtime's floor.
-  const reference = async (name: string, script: string, host: string): Promise<void> => {
-    const port = await freePort(host);
-    const proc = spawnNode(
-      name,
-      [join(REPO_ROOT, "bench", script), `${host}:${port}`, app],
-      PROXY_CPU,
-    );
-    await listening(`http://${host}:${port}/`);
-    targets.push({ name, url: `http://${host}:${port}/`, pids: [proc.pid] });
-  };
-  await reference("http-proxy", "http-proxy-server.ts", "127.0.4.5");
-  await reference("node-minimal", "undici-minimal-server.ts", "127.0.4.7");
-
-  if (has("nginx")) {
-    const port = await freePort("127.0.4.6");
-    const conf = join(dir, "nginx.conf");
-    writeFileSync(
-      conf,
-      `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/nginx-body;
-  proxy_temp_path ${dir}/nginx-proxy;
-  fastcgi_temp_path ${dir}/nginx-fcgi;
-  uwsgi_temp_path ${dir}/nginx-uwsgi;
-  scgi_temp_path ${dir}/nginx-scgi;
-  upstream app { server ${app}; keepalive 64; }
-  server {
-    listen 127.0.4.6:${port};
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_buffering off;
-    }
-  }
-}\n`,
-    );
-    const [command, args] = pinned(PROXY_CPU, "nginx", [
-      "-c",
-      conf,
-      "-p",
-      dir,
-      "-g",
-      "daemon off;",
-    ]);
-    const nginx = startProcess({ name: "nginx", command, args, logFile: join(dir, "nginx.log") });
-    await listening(`http://127.0.4.6:${port}/`);
-    targets.push({ name: "nginx", url: `http://127.0.4.6:${port}/`, pids: tree(nginx.pid) });
-  } else {
-    console.warn("nginx not installed (apt-get install -y nginx-light): skipping the reference");
-  }
-  return targets;
-}
+const maxMem = (a: Mem, b: Mem): Mem => ({
+  rss: Math.max(a.rss, b.rss),
+  anon: Math.max(a.anon, b.anon),
+});
+const ZERO: Mem = { rss: 0, anon: 0 };
 
 /** CPU seconds (user + system) used so far by `pids` (clock ticks of 10 ms). */
 function cpuOf(pids: number[]): number {
@@ -317,13 +192,221 @@ function cpuOf(pids: number[]): number {
   return ticks / 100;
 }
 
-interface WrkResult {
+/** Process ids in the process group of `pid` (nginx's worker with its master). */
+function group(pid: number): number[] {
+  const out = spawnSync("pgrep", ["-g", String(pid)], { encoding: "utf8" }).stdout;
+  const pids = out.split(/\s+/).filter(Boolean).map(Number);
+  return pids.length > 0 ? pids : [pid];
+}
+
+/** Runs `phase` while sampling each proxy's memory every 100 ms; peaks per proxy. */
+async function sampled<T>(proxies: Proxy[], phase: () => Promise<T>): Promise<[T, Mem[]]> {
+  const sample = (): Mem[] => proxies.map((p) => memOf(p.pids));
+  let peaks = sample();
+  const timer = setInterval(() => (peaks = sample().map((m, i) => maxMem(m, peaks[i]!))), 100);
+  try {
+    const result = await phase();
+    return [result, sample().map((m, i) => maxMem(m, peaks[i]!))];
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function launch(name: string, command: string, args: string[], env: object = {}): number {
+  return startProcess({
+    name,
+    command,
+    args,
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    logFile: join(dir, `${name}.log`),
+  }).pid;
+}
+
+/** Until `url` answers 2xx (and so, for a proxy's URL, one request has been served). */
+async function answering(url: string): Promise<void> {
+  await waitFor(
+    url,
+    async () => ((await fetch(url).catch(() => undefined))?.ok ? true : undefined),
+    15_000,
+    100,
+  );
+}
+
+// ---- the rows ----------------------------------------------------------------------------
+
+/** sidecar/ and shared/ at `commit` in `dir`, runnable with node (type stripping). */
+function extractBefore(commit: string): string {
+  const root = join(dir, `node-verso-${commit}`);
+  mkdirSync(root);
+  const archive = spawnSync("git", ["-C", REPO_ROOT, "archive", commit, "sidecar", "shared"], {
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (archive.status !== 0) throw new Error(`git archive ${commit}: ${String(archive.stderr)}`);
+  const tar = spawnSync("tar", ["-x", "-C", root], { input: archive.stdout });
+  if (tar.status !== 0) throw new Error(`tar: ${String(tar.stderr)}`);
+  symlinkSync(join(REPO_ROOT, "node_modules"), join(root, "node_modules"));
+  writeFileSync(join(root, "package.json"), JSON.stringify({ type: "module" }));
+  return join(root, "sidecar", "main.ts");
+}
+
+async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
+  const appHost = "127.0.4.1";
+  const app = `${appHost}:${await freePort(appHost)}`;
+  const appPid = launch("app", BUN, [join(REPO_ROOT, "bench", "upstream-app.ts"), app]);
+  await answering(`http://${app}/`);
+  const rows: Row[] = [{ name: "direct", url: `http://${app}/`, proxies: [] }];
+
+  const hopKey = Buffer.from("bench-hop-key-0123456789abcdefgh").toString("base64");
+  const v2Host = "127.0.4.4";
+  const v2 = `${v2Host}:${await freePort(v2Host)}`;
+  /** A release of v2 in progress; match rules no benchmark request matches. */
+  const table = (weight: number) => ({
+    app: "bench",
+    revision: 1,
+    hopKey,
+    release: {
+      version: "v2",
+      strategy: "canary",
+      weight,
+      match: [
+        { header: "x-bench-canary", value: "1" },
+        { cookie: "bench-canary", value: "1" },
+      ],
+    },
+    endpoints: { v1: [], v2: [v2] },
+  });
+  const verso = async (o: {
+    name: string;
+    listen: string;
+    version: string;
+    weight: number;
+    runtime?: { command: string; main: string; env: object };
+  }): Promise<Proxy> => {
+    const host = o.listen.slice(0, o.listen.lastIndexOf(":"));
+    const admin = `${host}:${await freePort(host)}`;
+    const routes = join(dir, `${o.name}.json`);
+    writeFileSync(routes, JSON.stringify(table(o.weight)));
+    const rt = o.runtime ?? { command: BUN, main: SIDECAR_MAIN, env: PROXY_RUNTIME_ENV };
+    const pid = launch(
+      o.name,
+      rt.command,
+      [
+        ...[rt.main, "--listen", o.listen, "--app", app, "--admin", admin],
+        ...["--app-name", "bench", "--version", o.version, "--routes", routes],
+        ...["--log-level", "warn"],
+      ],
+      rt.env,
+    );
+    await answering(`http://${admin}/ready`);
+    return { label: o.name, pids: [pid] };
+  };
+  /** A row served by one process listening on `host`, started by `start(listen)`. */
+  const single = async (name: RowName, host: string, start: (listen: string) => Proxy) => {
+    const listen = `${host}:${await freePort(host)}`;
+    const proxy = start(listen);
+    await answering(`http://${listen}/`);
+    rows.push({
+      name,
+      url: `http://${listen}/`,
+      proxies: [{ ...proxy, pids: group(proxy.pids[0]!) }],
+    });
+  };
+
+  if (wanted("verso-local")) {
+    const listen = `127.0.4.2:${await freePort("127.0.4.2")}`;
+    const proxy = await verso({ name: "verso-local", listen, version: "v1", weight: 0 });
+    await answering(`http://${listen}/`);
+    rows.push({ name: "verso-local", url: `http://${listen}/`, proxies: [proxy] });
+  }
+  if (wanted("verso-forward")) {
+    const b = await verso({ name: "verso-forward-v2", listen: v2, version: "v2", weight: 100 });
+    const listen = `127.0.4.3:${await freePort("127.0.4.3")}`;
+    const a = await verso({ name: "verso-forward-v1", listen, version: "v1", weight: 100 });
+    await answering(`http://${listen}/`);
+    rows.push({ name: "verso-forward", url: `http://${listen}/`, proxies: [a, b] });
+  }
+  if (wanted("bun-minimal")) {
+    await single("bun-minimal", "127.0.4.7", (listen) => ({
+      label: "bun-minimal",
+      pids: [
+        launch("bun-minimal", BUN, [
+          join(REPO_ROOT, "bench", "bun-minimal-server.ts"),
+          listen,
+          app,
+        ]),
+      ],
+    }));
+  }
+  if (wanted("nginx") && has("nginx")) {
+    await single("nginx", "127.0.4.6", (listen) => {
+      const conf = join(dir, "nginx.conf");
+      writeFileSync(conf, nginxConf(listen, app));
+      return {
+        label: "nginx",
+        pids: [launch("nginx", "nginx", ["-c", conf, "-p", dir, "-g", "daemon off;"])],
+      };
+    });
+  } else if (wanted("nginx")) {
+    console.error("nginx not installed (apt-get install -y nginx-light): skipping its row");
+  }
+  if (wanted("node-verso")) {
+    const main = extractBefore(values.before);
+    const listen = `127.0.4.8:${await freePort("127.0.4.8")}`;
+    const runtime = { command: NODE, main, env: NODE_VERSO_ENV };
+    const proxy = await verso({ name: "node-verso", listen, version: "v1", weight: 0, runtime });
+    await answering(`http://${listen}/`);
+    rows.push({ name: "node-verso", url: `http://${listen}/`, proxies: [proxy] });
+  }
+  if (wanted("http-proxy")) {
+    await single("http-proxy", "127.0.4.5", (listen) => ({
+      label: "http-proxy",
+      pids: [
+        launch("http-proxy", NODE, [join(REPO_ROOT, "bench", "http-proxy-server.ts"), listen, app]),
+      ],
+    }));
+  }
+  return { rows, appPid };
+}
+
+function nginxConf(listen: string, app: string): string {
+  return `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/nginx-body;
+  proxy_temp_path ${dir}/nginx-proxy;
+  fastcgi_temp_path ${dir}/nginx-fcgi;
+  uwsgi_temp_path ${dir}/nginx-uwsgi;
+  scgi_temp_path ${dir}/nginx-scgi;
+  upstream app { server ${app}; keepalive 64; }
+  server {
+    listen ${listen};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_buffering off;
+    }
+  }
+}\n`;
+}
+
+// ---- load ------------------------------------------------------------------------------
+
+interface Run {
   rps: number;
   p50: number;
   p99: number;
   requests: number;
   /** Socket errors plus non-2xx/3xx answers. */
   errors: number;
+  /** CPU seconds the row's proxies used during the run. */
+  cpu: number;
 }
 
 /**
@@ -331,26 +414,22 @@ interface WrkResult {
  * waits `gap` ms after each response, so PACE_CONNECTIONS connections make about RATE req/s.
  * wrk is C and measures each request from its own send: a Node generator's event loop put
  * 1-5 ms of its own into the direct baseline's p99 here, more than the effect being measured.
- * Closed loop: a stall longer than the gap would be under-counted (none was seen: see max p99).
+ * Closed loop: a stall longer than the gap would be under-counted (max runs' p99 shows none).
  */
-async function wrk(url: string, seconds: number, paced: boolean): Promise<WrkResult> {
+async function wrk(row: Row, seconds: number, paced: boolean): Promise<Run> {
   const load = paced ? [`-c${PACE_CONNECTIONS}`, "-s", PACE_SCRIPT] : [`-c${CONNECTIONS}`];
-  const [command, args] = pinned(LOAD_CPUS, "wrk", [
-    "-t1",
-    ...load,
-    `-d${seconds}s`,
-    "--latency",
-    url,
-  ]);
+  const args = ["-t1", ...load, `-d${seconds}s`, "--latency", row.url];
+  const [command, argv] = PIN ? ["taskset", ["-c", LOAD_CPUS, "wrk", ...args]] : ["wrk", args];
   const gapMs = (PACE_CONNECTIONS * 1000) / RATE;
-  const child = spawn(command, args, {
+  const cpu0 = cpuOf(pidsOf(row));
+  const child = spawn(command, argv, {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, WRK_GAP_MS: String(gapMs) },
   });
   let out = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
   await once(child, "close");
-  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? 0);
+  const cpu = cpuOf(pidsOf(row)) - cpu0;
   const ms = (label: string) => {
     const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
     if (!m) return NaN;
@@ -361,107 +440,359 @@ async function wrk(url: string, seconds: number, paced: boolean): Promise<WrkRes
     .exec(out)
     ?.slice(1)
     .reduce((a, b) => a + Number(b), 0);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
     p50: ms("50"),
     p99: ms("99"),
     requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN),
-    errors: (socketErrors ?? 0) + num(/Non-2xx or 3xx responses: (\d+)/),
+    errors: (socketErrors ?? 0) + non2xx,
+    cpu,
   };
 }
 
-const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
+interface UploadResult {
+  framing: "content-length" | "chunked";
+  status: number;
+  bytes: number;
+  intact: boolean;
+  seconds: number;
+}
+
+/** One upload of `count` copies of `chunk` through `url`; the app answers what it received. */
+async function upload(url: string, chunk: Buffer, count: number, chunked: boolean) {
+  const t0 = performance.now();
+  const length = chunk.length * count;
+  const req = http.request(url, {
+    method: "POST",
+    agent: false,
+    headers: chunked ? {} : { "content-length": String(length) },
+  });
+  const response = once(req, "response") as Promise<[http.IncomingMessage]>;
+  await pipeline(
+    Readable.from(
+      (function* () {
+        for (let i = 0; i < count; i++) yield chunk;
+      })(),
+    ),
+    req,
+  );
+  const [res] = await response;
+  let text = "";
+  for await (const part of res.setEncoding("utf8")) text += part as string;
+  const seconds = (performance.now() - t0) / 1000;
+  return { status: res.statusCode ?? 0, body: text, seconds };
+}
+
+async function uploads(row: Row): Promise<{ results: UploadResult[]; peaks: Mem[] }> {
+  const chunk = randomBytes(1024 * 1024);
+  const expected = createHash("sha256");
+  for (let i = 0; i < UPLOAD_MIB; i++) expected.update(chunk);
+  const sha256 = expected.digest("hex");
+  const [results, peaks] = await sampled(row.proxies, () =>
+    Promise.all(
+      Array.from({ length: UPLOADS }, async (_, i): Promise<UploadResult> => {
+        const framing = i % 2 === 0 ? "content-length" : "chunked";
+        const r = await upload(row.url, chunk, UPLOAD_MIB, framing === "chunked");
+        const got = JSON.parse(r.body || "{}") as { bytes?: number; sha256?: string };
+        return {
+          framing,
+          status: r.status,
+          bytes: got.bytes ?? 0,
+          intact:
+            r.status === 200 && got.bytes === chunk.length * UPLOAD_MIB && got.sha256 === sha256,
+          seconds: r.seconds,
+        };
+      }),
+    ),
+  );
+  return { results, peaks };
+}
+
+// ---- the run -----------------------------------------------------------------------------
+
+interface RowResult {
+  idle: Mem[];
+  paced: Mem[];
+  max: Mem[];
+  pacedRuns: Run[];
+  maxRuns: Run[];
+}
+
+/** Each round runs every row, starting one row later than the round before. */
+async function rounds(rows: Row[], each: (row: Row) => Promise<void>): Promise<void> {
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < rows.length; i++) await each(rows[(round + i) % rows.length]!);
+    console.error(`  round ${round + 1}/${ROUNDS} done`);
+  }
+}
 
 async function main(): Promise<void> {
-  const only = values.only?.split(",");
-  const targets = (await startAll()).filter(
-    (t) => !only || t.name === "direct" || only.includes(t.name),
-  );
-  const rows: string[] = [];
-  let direct = { p50: 0, p99: 0 };
-  let directMax = { p50: 0, p99: 0 };
-  const results: Record<string, { rps: number; cpuShare: number }> = {};
-  // Idle: started, table loaded, one request served (no load yet).
-  await sleep(500);
-  const idleOf = new Map(targets.map((t) => [t.name, memOf(t.pids)]));
-  for (const t of targets) {
-    const idle = idleOf.get(t.name) ?? { rss: 0, anon: 0 };
-    // Memory is sampled through each phase; the fixed rate goes first, since V8 keeps what the
-    // saturating run grew to.
-    const during = async <T>(phase: () => Promise<T>): Promise<[T, Mem]> => {
-      let peak = memOf(t.pids);
-      const sampler = setInterval(() => (peak = maxMem(peak, memOf(t.pids))), 100);
-      try {
-        return [await phase(), maxMem(peak, memOf(t.pids))];
-      } finally {
-        clearInterval(sampler);
-      }
-    };
-    // Latency at the fixed rate runs unpinned, placed by the scheduler as in a pod; max
-    // throughput pinned, the proxy alone on its core.
-    setAffinity([...t.pids, appPid, process.pid], ALL_CPUS);
-    // Warm up at the measured rate (JIT tiers, pools, V8 heap sized to it): a saturating
-    // warm-up would leave its memory behind in the @rate column.
-    await wrk(t.url, WARMUP_SECONDS, true);
-    const [fixed, atRate] = await during(() => wrk(t.url, SECONDS, true));
-    setAffinity(t.pids, PROXY_CPU);
-    setAffinity([appPid, process.pid], LOAD_CPUS);
-    await sleep(500);
-    const cpu0 = cpuOf(t.pids);
-    const [max, atMax] = await during(() => wrk(t.url, SECONDS, false));
-    const cpuUsed = cpuOf(t.pids) - cpu0;
-    if (t.name === "direct") {
-      direct = fixed;
-      directMax = max;
-    }
-    const proxied = t.pids.length > 0;
-    const cpuShare = proxied ? cpuUsed / SECONDS : NaN;
-    results[t.name] = { rps: max.rps, cpuShare };
-    const added = (a: number, b: number) => (proxied ? (a - b).toFixed(3) : "-");
-    const or = (ok: boolean, text: () => string) => (ok ? text() : "-");
-    rows.push(
-      [
-        t.name,
-        max.rps.toFixed(0),
-        or(proxied, () => (cpuShare * 100).toFixed(0)),
-        or(proxied, () => ((cpuUsed / max.requests) * 1e6).toFixed(0)),
-        `${max.p50.toFixed(2)} / ${max.p99.toFixed(2)}`,
-        `${fixed.rps.toFixed(0)}: ${fixed.p50.toFixed(3)} / ${fixed.p99.toFixed(3)}`,
-        `${added(fixed.p50, direct.p50)} / ${added(fixed.p99, direct.p99)}`,
-        added(max.p99, directMax.p99),
-        or(proxied, () => `${mb(idle.rss)} / ${mb(atRate.rss)} / ${mb(atMax.rss)}`),
-        or(proxied, () => `${mb(idle.anon)} / ${mb(atRate.anon)} / ${mb(atMax.anon)}`),
-        String(fixed.errors + max.errors),
-      ].join(" | "),
-    );
-    console.error(`done: ${t.name}`);
+  const loadBefore = readFileSync("/proc/loadavg", "utf8").trim();
+  const started = new Date();
+  const { rows, appPid } = await startRows();
+  const results = new Map<RowName, RowResult>();
+  await sleep(1000);
+  for (const row of rows) {
+    const idle = row.proxies.map((p) => memOf(p.pids));
+    const none = row.proxies.map(() => ZERO);
+    results.set(row.name, { idle, paced: none, max: none, pacedRuns: [], maxRuns: [] });
   }
-  console.log(
-    `\nproxy benchmark: ${SECONDS}s per run, wrk -t1 -c${CONNECTIONS} for max, ~${RATE} req/s paced (wrk -c${PACE_CONNECTIONS}, ${WARMUP_SECONDS}s warm-up) for latency, ` +
-      `node ${process.version}, proxy from ${values.ts ? "TypeScript (type stripping)" : "compiled JS"}, ` +
-      `proxy env ${values["runtime-env"] ? JSON.stringify(PROXY_RUNTIME_ENV) : "Node defaults"}, ${PIN ? `max runs with proxies pinned to CPU ${PROXY_CPU}, load and app on CPU ${LOAD_CPUS}; latency runs unpinned` : "not pinned"}, ${new Date().toISOString()}\n`,
-  );
-  console.log(
-    "| path | max req/s | proxy CPU % | proxy CPU µs/req | max p50 / p99 ms | @rate req/s: p50 / p99 ms | added @rate p50 / p99 ms | added max p99 ms | RSS idle / @rate / max MB | private idle / @rate / max MB | errors |",
-  );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
-  for (const r of rows) console.log(`| ${r} |`);
-  const ratio = (a: string, b: string) => {
-    const x = results[a];
-    const y = results[b];
-    if (!x || !y) return;
-    console.log(
-      `${a} / ${b}: throughput ${(x.rps / y.rps).toFixed(2)}, ` +
-        `per proxy CPU-second ${(x.rps / x.cpuShare / (y.rps / y.cpuShare)).toFixed(2)}`,
-    );
-  };
-  console.log("");
-  ratio("verso-local", "nginx");
-  ratio("verso-local", "http-proxy");
-  ratio("verso-local", "node-minimal");
-  ratio("node-minimal", "nginx");
+  const result = (row: Row) => results.get(row.name)!;
+  const peak = (a: Mem[], b: Mem[]) => a.map((m, i) => maxMem(m, b[i]!));
+
+  console.error(`latency: warm-up ${WARMUP_SECONDS}s per row, then ${ROUNDS} rounds`);
+  const everyone = [...rows.flatMap(pidsOf), appPid, process.pid];
+  setAffinity(everyone, ALL_CPUS);
+  for (const row of rows) {
+    const [, mem] = await sampled(row.proxies, () => wrk(row, WARMUP_SECONDS, true));
+    result(row).paced = peak(result(row).paced, mem);
+  }
+  await rounds(rows, async (row) => {
+    const [run, mem] = await sampled(row.proxies, () => wrk(row, SECONDS, true));
+    result(row).pacedRuns.push(run);
+    result(row).paced = peak(result(row).paced, mem);
+  });
+
+  console.error(`throughput: ${ROUNDS} rounds, proxies pinned to CPU ${PROXY_CPU}`);
+  setAffinity([appPid, process.pid], LOAD_CPUS);
+  await rounds(rows, async (row) => {
+    setAffinity(pidsOf(row), PROXY_CPU);
+    await sleep(300);
+    const [run, mem] = await sampled(row.proxies, () => wrk(row, SECONDS, false));
+    result(row).maxRuns.push(run);
+    result(row).max = peak(result(row).max, mem);
+    setAffinity(pidsOf(row), ALL_CPUS);
+  });
+  setAffinity(everyone, ALL_CPUS);
+
+  const forward = rows.find((r) => r.name === "verso-forward");
+  let up: Awaited<ReturnType<typeof uploads>> | undefined;
+  if (forward && UPLOADS > 0 && UPLOAD_MIB > 0) {
+    console.error(`uploads: ${UPLOADS} x ${UPLOAD_MIB} MiB through verso-forward`);
+    up = await uploads(forward);
+  }
+  const loadAfter = readFileSync("/proc/loadavg", "utf8").trim();
+  report(rows, results, up, { started, loadBefore, loadAfter });
 }
 
+// ---- the report --------------------------------------------------------------------------
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
+const fixed = (digits: number) => (x: number) => x.toFixed(digits);
+/** `median (min-max)` of `xs`, each formatted with `f`. */
+const spread = (xs: number[], f: (x: number) => string) =>
+  `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
+/** The heaviest of a row's proxies (verso-forward: v1 or v2, whichever is larger). */
+const heaviest = (ms: Mem[]): Mem => ms.reduce(maxMem, ZERO);
+
+function markdown(head: string[], body: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  return [
+    line(head),
+    `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
+    ...body.map(line),
+  ].join("\n");
+}
+
+function report(
+  rows: Row[],
+  results: Map<RowName, RowResult>,
+  up: Awaited<ReturnType<typeof uploads>> | undefined,
+  when: { started: Date; loadBefore: string; loadAfter: string },
+): void {
+  const r = (name: RowName) => results.get(name);
+  const fwd = rows.find((row) => row.name === "verso-forward");
+  const direct = r("direct")!;
+  /** Per round: the row's value minus direct's in the same round. */
+  const added = (res: RowResult, key: "p50" | "p99") =>
+    res.pacedRuns.map((run, i) => run[key] - direct.pacedRuns[i]![key]);
+  const cpuUs = (runs: Run[]) => runs.map((run) => (run.cpu / run.requests) * 1e6);
+  const rps = (name: RowName) => median(r(name)?.maxRuns.map((x) => x.rps) ?? [NaN]);
+  const perCpu = (name: RowName) =>
+    median(r(name)?.maxRuns.map((x) => x.requests / x.cpu) ?? [NaN]);
+
+  console.log(
+    `\n## Proxy benchmark, ${when.started.toISOString()}\n\n` +
+      `${CPUS} CPUs, load average before ${when.loadBefore.split(" ").slice(0, 3).join(" ")}, after ${when.loadAfter.split(" ").slice(0, 3).join(" ")}. ` +
+      `Bun ${versionOf(BUN, ["--version"])}, Node ${process.version.slice(1)} (node-verso = ${values.before}), ` +
+      `nginx ${versionOf("nginx", ["-v"], /nginx\/([\d.]+)/)}; app: bench/upstream-app.ts on Bun. ` +
+      `${ROUNDS} rounds of ${SECONDS}s per row and phase; medians (min–max over rounds). ` +
+      `Latency: ~${RATE} req/s paced (wrk -c${PACE_CONNECTIONS}, ${WARMUP_SECONDS}s warm-up), unpinned. ` +
+      `Max: wrk -t1 -c${CONNECTIONS}, ${PIN ? `proxies pinned to CPU ${PROXY_CPU}, app and wrk on CPU ${LOAD_CPUS}` : "not pinned"}. ` +
+      `Verso on Bun env ${JSON.stringify(PROXY_RUNTIME_ENV)}; node-verso env ${JSON.stringify(NODE_VERSO_ENV)}.\n`,
+  );
+  const proxied = rows.filter((row) => row.proxies.length > 0);
+  console.log(
+    markdown(
+      [
+        "path",
+        "RSS idle / paced / sat. peak MB",
+        "private idle / paced / peak MB",
+        "max req/s",
+        "vs nginx",
+        "proxy CPU %",
+        "CPU µs/req max",
+        "CPU µs/req paced",
+        "errors",
+      ],
+      rows.map((row) => {
+        const res = r(row.name)!;
+        const mem = (k: keyof Mem) =>
+          `${mb(heaviest(res.idle)[k])} / ${mb(heaviest(res.paced)[k])} / ${mb(heaviest(res.max)[k])}`;
+        const isProxy = row.proxies.length > 0;
+        const or = (text: () => string) => (isProxy ? text() : "-");
+        return [
+          row.name,
+          or(() => mem("rss")),
+          or(() => mem("anon")),
+          spread(
+            res.maxRuns.map((x) => x.rps),
+            fixed(0),
+          ),
+          or(() => (r("nginx") ? (rps(row.name) / rps("nginx")).toFixed(2) : "-")),
+          or(() => fixed(0)(median(res.maxRuns.map((x) => (x.cpu / SECONDS) * 100)))),
+          or(() => spread(cpuUs(res.maxRuns), fixed(0))),
+          or(() => fixed(0)(median(cpuUs(res.pacedRuns)))),
+          String([...res.pacedRuns, ...res.maxRuns].reduce((n, x) => n + x.errors, 0)),
+        ];
+      }),
+    ),
+  );
+  console.log(
+    "\nverso-forward: RSS of the larger of its two proxies, CPU of both. " +
+      "A proxy under 100% CPU at max was held back by the app or wrk: compare per CPU-second.\n",
+  );
+  console.log(
+    markdown(
+      ["path", "paced req/s", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"],
+      rows.map((row) => {
+        const res = r(row.name)!;
+        const isProxy = row.proxies.length > 0;
+        return [
+          row.name,
+          fixed(0)(median(res.pacedRuns.map((x) => x.rps))),
+          fixed(3)(median(res.pacedRuns.map((x) => x.p50))),
+          spread(
+            res.pacedRuns.map((x) => x.p99),
+            fixed(3),
+          ),
+          isProxy ? fixed(3)(median(added(res, "p50"))) : "-",
+          isProxy ? spread(added(res, "p99"), fixed(3)) : "-",
+        ];
+      }),
+    ),
+  );
+
+  if (up && fwd) {
+    console.log(
+      `\nUploads: ${UPLOADS} concurrent x ${UPLOAD_MIB} MiB, client -> verso v1 -> verso v2 -> app\n`,
+    );
+    console.log(
+      markdown(
+        ["proxy", "peak RSS MB", "peak private MB"],
+        fwd.proxies.map((p, i) => [p.label, mb(up.peaks[i]!.rss), mb(up.peaks[i]!.anon)]),
+      ),
+    );
+    console.log("");
+    console.log(
+      markdown(
+        [
+          "upload",
+          "framing",
+          "status",
+          "bytes at the app",
+          "intact (bytes + SHA-256)",
+          "seconds",
+          "MiB/s",
+        ],
+        up.results.map((u, i) => [
+          String(i + 1),
+          u.framing,
+          String(u.status),
+          String(u.bytes),
+          u.intact ? "yes" : "NO",
+          u.seconds.toFixed(1),
+          (UPLOAD_MIB / u.seconds).toFixed(0),
+        ]),
+      ),
+    );
+  }
+
+  // The issue's targets.
+  const lines: string[] = [];
+  const check = (ok: boolean, text: string) => lines.push(`- ${ok ? "met" : "NOT met"}: ${text}`);
+  const bunVerso = proxied.filter(
+    (row) => row.name === "verso-local" || row.name === "verso-forward",
+  );
+  for (const row of bunVerso) {
+    const res = r(row.name)!;
+    const idle = heaviest(res.idle).rss / 2 ** 20;
+    const sat = heaviest(res.max).rss / 2 ** 20;
+    check(idle <= 32, `${row.name} RSS idle ${idle.toFixed(1)} MB ≤ 32`);
+    check(sat <= 48, `${row.name} RSS saturated peak ${sat.toFixed(1)} MB ≤ 48`);
+  }
+  if (r("verso-local") && r("nginx")) {
+    const ratio = rps("verso-local") / rps("nginx");
+    check(
+      ratio >= 0.6,
+      `verso-local max req/s ${rps("verso-local").toFixed(0)} = ${ratio.toFixed(2)}× nginx's ${rps("nginx").toFixed(0)} (≥ 0.6×); per proxy CPU-second ${(perCpu("verso-local") / perCpu("nginx")).toFixed(2)}×`,
+    );
+    const verso = r("verso-local")!.pacedRuns;
+    const diffs = r("nginx")!.pacedRuns.map((n, i) => verso[i]!.p99 - n.p99);
+    check(
+      median(diffs) <= 0.3,
+      `verso-local added p99 ${fixed(3)(median(added(r("verso-local")!, "p99")))} ms vs nginx's ${fixed(3)(median(added(r("nginx")!, "p99")))} ms: ` +
+        `difference per round ${spread(diffs, fixed(3))} ms (≤ 0.3)`,
+    );
+  }
+  if (up) {
+    const worst = Math.max(...up.peaks.map((m) => m.rss)) / 2 ** 20;
+    check(
+      worst <= 96,
+      `uploads: peak RSS of each forward proxy ≤ 96 MB (largest ${worst.toFixed(1)})`,
+    );
+    const intact = up.results.filter((u) => u.intact).length;
+    check(
+      intact === up.results.length,
+      `uploads intact at the app: ${intact}/${up.results.length}`,
+    );
+  }
+  console.log(`\nTargets (verso on Bun):\n${lines.join("\n")}`);
+
+  if (values.json) {
+    const json = {
+      started: when.started.toISOString(),
+      load: { before: when.loadBefore, after: when.loadAfter },
+      settings: {
+        SECONDS,
+        ROUNDS,
+        RATE,
+        CONNECTIONS,
+        PACE_CONNECTIONS,
+        PIN,
+        before: values.before,
+      },
+      rows: rows.map((row) => ({
+        name: row.name,
+        proxies: row.proxies.map((p) => p.label),
+        ...results.get(row.name),
+      })),
+      uploads: up && {
+        results: up.results,
+        peaks: up.peaks.map((m, i) => ({ proxy: fwd?.proxies[i]?.label, ...m })),
+      },
+      targets: lines,
+    };
+    writeFileSync(values.json, `${JSON.stringify(json, null, 2)}\n`);
+  }
+}
 main()
   .catch((e) => {
     console.error(e);

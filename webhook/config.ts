@@ -204,5 +204,5 @@ export const USAGE = `npm run webhook -- [flags]   (each flag also reads env ${e
   --drain-delay DUR             after SIGTERM, answer /readyz 503 but keep serving for DUR, then
                                 stop accepting (default 5s; 0: stop at once)
   --proxy-cpu Q --proxy-memory Q --proxy-cpu-limit Q --proxy-memory-limit Q
-                                proxy resources (default 50m/96Mi requests, 500m/256Mi limits)
+                                proxy resources (default 50m/48Mi requests, 500m/128Mi limits)
 ${CONTROLLER_USAGE}`;

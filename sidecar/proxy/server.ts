@@ -185,6 +185,9 @@ export function createProxy(opts: ProxyOptions): Proxy {
         const up = await send(appOrigin, x);
         return relay(x, up, true, noop);
       } catch (error) {
+        // The client went away first (its signal aborted the fetch): nobody to answer, and
+        // not the app's error, so not counted (nginx would log 499).
+        if (x.req.signal.aborted) return gone(x);
         const kind = errorKind(error, "app");
         metrics.upstreamError(kind);
         const plan = planRetry({ kind, ...x });
@@ -216,6 +219,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
         return relay(x, up, false, () => pool.release(peer.addr));
       } catch (error) {
         pool.release(peer.addr);
+        if (x.req.signal.aborted) return gone(x);
         const kind = errorKind(error, "peer");
         metrics.upstreamError(kind);
         const plan = planRetry({ kind, ...x });
@@ -306,4 +310,10 @@ export function createProxy(opts: ProxyOptions): Proxy {
 }
 
 function noop(): void {}
+
+/** The answer to a client that has already gone: never written, only returned. */
+function gone(x: Exchange): Response {
+  x.restore();
+  return new Response(null, { status: 499 as number });
+}
 

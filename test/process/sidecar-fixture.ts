@@ -4,10 +4,12 @@
  * routes file the test rewrites. Ports are chosen free on each address at start.
  */
 import http from "node:http";
-import { mkdtempSync, renameSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WebSocketServer } from "ws";
+import { WebSocketServer, type WebSocket as WsSocket } from "ws";
+import { PROXY_RUNTIME_ENV } from "../../shared/pod-env.ts";
 import { BUN, SIDECAR_MAIN, REPO_ROOT } from "../harness/paths.ts";
 import { freePort, waitFor } from "../harness/ports.ts";
 import { startProcess, type ManagedProcess } from "../harness/processes.ts";
@@ -18,7 +20,18 @@ export interface App {
   readonly name: string;
   /** Headers of the last request the app saw. */
   lastHeaders: http.IncomingHttpHeaders;
+  /** Requests the app saw, upgrades and Expect: 100-continue ones included. */
+  requests: number;
+  readonly server: http.Server;
+  readonly wss: WebSocketServer;
   close(): Promise<void>;
+}
+
+/** Extra routes for one test file, by exact pathname; they win over the built-in ones. */
+export interface AppRoutes {
+  http?: Record<string, http.RequestListener>;
+  /** Websocket handlers by pathname (instead of the echo). */
+  ws?: Record<string, (ws: WsSocket, req: http.IncomingMessage) => void>;
 }
 
 /**
@@ -26,12 +39,23 @@ export interface App {
  * `/sse?n=N` sends N events 100ms apart; `/continue` answers an Expect: 100-continue;
  * websocket on any path echoes messages prefixed with the version.
  */
-export async function startApp(host: string, name: string): Promise<App> {
+export async function startApp(host: string, name: string, routes: AppRoutes = {}): Promise<App> {
   const port = await freePort(host);
-  const app: App = { host, port, name, lastHeaders: {}, close: async () => undefined };
+  const counted = new WeakSet<http.IncomingMessage>();
+  const count = (req: http.IncomingMessage): void => {
+    if (counted.has(req)) return;
+    counted.add(req);
+    app.requests++;
+  };
   const server = http.createServer((req, res) => {
+    count(req);
     app.lastHeaders = req.headers;
     const url = new URL(req.url ?? "/", "http://x");
+    const route = routes.http?.[url.pathname];
+    if (route) {
+      route(req, res);
+      return;
+    }
     if (url.pathname === "/slow") {
       setTimeout(() => res.end(name), Number(url.searchParams.get("ms") ?? 1000));
       return;
@@ -56,7 +80,9 @@ export async function startApp(host: string, name: string): Promise<App> {
       res.end(JSON.stringify({ version: name, url: req.url, bytes, headers: req.headers }));
     });
   });
+  server.on("upgrade", (req: http.IncomingMessage) => count(req));
   server.on("checkContinue", (req, res) => {
+    count(req);
     if (req.headers["x-reject"]) {
       res.writeHead(417);
       res.end();
@@ -67,7 +93,21 @@ export async function startApp(host: string, name: string): Promise<App> {
     server.emit("request", req, res);
   });
   const wss = new WebSocketServer({ server });
-  wss.on("connection", (ws) => ws.on("message", (m) => ws.send(`${name}:${String(m)}`)));
+  const app: App = {
+    host,
+    port,
+    name,
+    lastHeaders: {},
+    requests: 0,
+    server,
+    wss,
+    close: async () => undefined,
+  };
+  wss.on("connection", (ws, req) => {
+    const route = routes.ws?.[new URL(req.url ?? "/", "http://x").pathname];
+    if (route) route(ws, req);
+    else ws.on("message", (m) => ws.send(`${name}:${String(m)}`));
+  });
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((r) => server.listen(port, host, r));
   app.close = () =>
@@ -137,7 +177,8 @@ export async function startProxy(opts: {
     command: BUN,
     args,
     cwd: REPO_ROOT,
-    env: { ...process.env, ...opts.env },
+    // The env the webhook injects into every proxy container, so the proxy runs as in a pod.
+    env: { ...process.env, ...PROXY_RUNTIME_ENV, ...opts.env },
     logFile: join(opts.dir, `proxy-${opts.version}-${port}.log`),
   });
   const admin = `http://${opts.host}:${adminPort}`;
@@ -187,5 +228,177 @@ export function get(
     });
     req.setTimeout(10_000, () => req.destroy(new Error(`timeout ${url}`)));
     req.on("error", reject);
+  });
+}
+
+/** A process's resident set in bytes, `field` VmRSS (now) or VmHWM (peak) of /proc/<pid>/status. */
+export function rssOf(pid: number, field: "VmRSS" | "VmHWM" = "VmRSS"): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(
+    readFileSync(`/proc/${pid}/status`, "utf8"),
+  );
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/**
+ * The peak resident set of processes over a stretch of a test. The kernel's own peak (VmHWM)
+ * is reset at the start (`clear_refs` 5, Linux >= 4.0) so it covers only this stretch and
+ * misses nothing between samples; VmRSS is sampled every 20 ms as well, in case the reset is
+ * not permitted.
+ */
+export function trackPeakRss(pids: readonly number[]): { stop(): number[] } {
+  const exact = pids.map((pid) => {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, "5");
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  const peaks = pids.map((pid) => rssOf(pid));
+  const sampleAll = (): void =>
+    pids.forEach((pid, i) => {
+      try {
+        peaks[i] = Math.max(peaks[i]!, rssOf(pid));
+      } catch {
+        // Exited: its last sample stands.
+      }
+    });
+  const timer = setInterval(sampleAll, 20);
+  return {
+    stop() {
+      clearInterval(timer);
+      sampleAll();
+      return pids.map((pid, i) =>
+        exact[i] ? Math.max(peaks[i]!, rssOf(pid, "VmHWM")) : peaks[i]!,
+      );
+    },
+  };
+}
+
+export interface RawResponse {
+  /** Interim (1xx) statuses, in order. */
+  readonly interim: number[];
+  readonly status: number;
+  /** Lowercased names; repeated headers joined with ", ". */
+  readonly headers: Record<string, string>;
+  /** The body as it came on the wire, de-chunked (never decompressed). */
+  readonly body: Buffer;
+  /** Still open unless the response said `connection: close` or the server closed it. */
+  readonly socket: net.Socket;
+  /** Date.now() at the server's close of the connection (or its end of stream). */
+  readonly closed: Promise<number>;
+}
+
+/**
+ * One HTTP/1.1 exchange on a raw TCP socket, so nothing adds, removes or decodes anything:
+ * `head` is sent as is (request line and headers, without the final blank line). With `body`
+ * and `expect: 100-continue` in the head, the body is sent only after a 100 (and never when
+ * the final response comes first); otherwise right after the head.
+ */
+export function rawRequest(
+  host: string,
+  port: number,
+  head: string,
+  body?: Buffer,
+  timeoutMs = 15_000,
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    const waitFor100 = body !== undefined && /^expect:\s*100-continue/im.test(head);
+    const interim: number[] = [];
+    let buf = Buffer.alloc(0);
+    let final: { status: number; headers: Record<string, string>; at: number } | undefined;
+    let settled = false;
+    const closed = new Promise<number>((r) => {
+      socket.once("close", () => r(Date.now()));
+      socket.once("end", () => r(Date.now()));
+    });
+    const timer = setTimeout(() => fail(new Error(`raw request timed out: ${head}`)), timeoutMs);
+    const fail = (error: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    const done = (bodyBytes: Buffer, rest: number): void => {
+      settled = true;
+      clearTimeout(timer);
+      socket.removeListener("data", onData);
+      buf = buf.subarray(rest);
+      resolve({
+        interim,
+        status: final!.status,
+        headers: final!.headers,
+        body: bodyBytes,
+        socket,
+        closed,
+      });
+    };
+    /** The body per its framing, or undefined while incomplete; `ended`: the peer closed. */
+    const tryBody = (ended: boolean): void => {
+      const h = final!.headers;
+      const from = final!.at;
+      if (h["transfer-encoding"]?.toLowerCase().includes("chunked")) {
+        const parts: Buffer[] = [];
+        let at = from;
+        for (;;) {
+          const eol = buf.indexOf("\r\n", at);
+          if (eol === -1) return;
+          const size = parseInt(buf.subarray(at, eol).toString("latin1"), 16);
+          if (buf.length < eol + 2 + size + 2) return;
+          if (size === 0) {
+            // No trailers expected from these servers: the blank line ends the message.
+            return done(Buffer.concat(parts), eol + 4);
+          }
+          parts.push(buf.subarray(eol + 2, eol + 2 + size));
+          at = eol + 2 + size + 2;
+        }
+      }
+      if (h["content-length"] !== undefined) {
+        const n = Number(h["content-length"]);
+        if (buf.length >= from + n) done(buf.subarray(from, from + n), from + n);
+        return;
+      }
+      if (final!.status === 204 || final!.status === 304) return done(Buffer.alloc(0), from);
+      if (ended) done(buf.subarray(from), buf.length);
+    };
+    const parse = (ended: boolean): void => {
+      while (final === undefined) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end === -1) return;
+        const lines = buf.subarray(0, end).toString("latin1").split("\r\n");
+        const status = Number(lines[0]!.split(" ")[1]);
+        if (status >= 100 && status < 200) {
+          interim.push(status);
+          buf = buf.subarray(end + 4);
+          if (status === 100 && waitFor100) socket.write(body);
+          continue;
+        }
+        const headers: Record<string, string> = {};
+        for (const line of lines.slice(1)) {
+          const colon = line.indexOf(":");
+          const name = line.slice(0, colon).trim().toLowerCase();
+          const value = line.slice(colon + 1).trim();
+          headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+        }
+        final = { status, headers, at: end + 4 };
+      }
+      tryBody(ended);
+    };
+    const onData = (chunk: Buffer): void => {
+      buf = Buffer.concat([buf, chunk]);
+      parse(false);
+    };
+    socket.on("data", onData);
+    socket.once("end", () => {
+      if (!settled) parse(true);
+      if (!settled) fail(new Error(`connection closed before a complete response: ${head}`));
+    });
+    socket.once("error", fail);
+    socket.once("connect", () => {
+      socket.write(`${head}\r\n\r\n`);
+      if (body !== undefined && !waitFor100) socket.write(body);
+    });
   });
 }

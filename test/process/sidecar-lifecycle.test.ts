@@ -6,6 +6,7 @@ import http from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bundleProxy } from "../harness/compiled.ts";
 import { sample } from "../harness/metrics.ts";
 import { freePort, sleep, waitFor } from "../harness/ports.ts";
 import {
@@ -71,6 +72,23 @@ describe("proxy lifecycle", () => {
     expect((await p.proc.exited).code).toBe(0);
     expect(Date.now() - t0).toBeLessThan(3_000);
     expect(await slow).toBeInstanceOf(Error);
+  });
+
+  it("the image's bundle (bun build, as Dockerfile.sidecar builds it) serves, routes and counts", async () => {
+    const main = bundleProxy(dir);
+    const { p } = await startShopProxy("bundle", 1, { main });
+    try {
+      for (let i = 0; i < 20; i++) {
+        const r = await get(`${p.url}/echo?i=${i}`);
+        expect(r.status).toBe(200);
+        expect(r.version).toBe("v1");
+      }
+      const m = await p.metrics();
+      expect(sample(m, "verso_requests_total", { code_class: "2xx" })).toBe(20);
+      expect(sample(m, "verso_upstream_errors_total")).toBe(0);
+    } finally {
+      await p.proc.stop();
+    }
   });
 
   it("/ready needs the app's port; /healthz does not", async () => {

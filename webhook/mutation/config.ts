@@ -28,8 +28,10 @@ export interface InjectConfig {
 }
 
 export const DEFAULT_RESOURCES: ProxyResources = Object.freeze({
-  requests: Object.freeze({ cpu: "50m", memory: "96Mi" }),
-  limits: Object.freeze({ cpu: "500m", memory: "256Mi" }),
+  // Measured on Bun (docs/routing.md, "Memory"): ~28 MB idle, ~46 MB saturated, under 96 MB
+  // with four 100 MB uploads at once; the limit leaves room for bursts of websockets.
+  requests: Object.freeze({ cpu: "50m", memory: "48Mi" }),
+  limits: Object.freeze({ cpu: "500m", memory: "128Mi" }),
 });
 
 export const DEFAULT_INJECT: InjectConfig = Object.freeze({

@@ -43,8 +43,8 @@ describe("parseTunables", () => {
       "250m",
       {
         resources: {
-          requests: { cpu: "250m", memory: "96Mi" },
-          limits: { cpu: "500m", memory: "256Mi" },
+          requests: { cpu: "250m", memory: "48Mi" },
+          limits: { cpu: "500m", memory: "128Mi" },
         },
       },
     ],
@@ -53,7 +53,7 @@ describe("parseTunables", () => {
       "1Gi",
       {
         resources: {
-          requests: { cpu: "50m", memory: "96Mi" },
+          requests: { cpu: "50m", memory: "48Mi" },
           limits: { cpu: "500m", memory: "1Gi" },
         },
       },
