@@ -377,3 +377,125 @@ describe("response bodies stream under backpressure", () => {
     expect(peak2).toBeLessThanOrEqual(RSS_LIMIT);
   });
 });
+
+describe("idle timers: Bun.serve idleTimeout (10 s default) and fetch's own (300 s)", () => {
+  /**
+   * Why this proves the requirement that a response may stay quiet for 10 minutes and more:
+   * both Bun timers are set here to fire within 2 s (client side) and 8 s (fetch, see
+   * BUN_FETCH_IDLE), yet responses silent for 10 s pass through two proxies. The proxy does
+   * not merely raise the limits: it turns the client timer off for each request in progress
+   * (`server.timeout(req, 0)`) and gives fetch `timeout: false`, so no timer runs while a
+   * response is open and the length of the silence does not matter (10 s or 10 min alike);
+   * waiting 10 minutes in CI would prove nothing more. The idle limit for a keep-alive
+   * connection between requests is still enforced (second half), so turning the timer off
+   * per request leaks no idle connections.
+   */
+  it("10 s of silence (SSE and long poll) on the forward path passes; idle keep-alive closes in ~2 s", async () => {
+    const QUIET_MS = 10_000;
+    const keepAlive = `Host: shop\r\nx-to: v2`;
+    const t0 = Date.now();
+    const [sse, poll, idle] = await Promise.all([
+      rawRequest(H1, p1.port, `GET /quiet-sse?ms=${QUIET_MS} HTTP/1.1\r\n${keepAlive}`),
+      rawRequest(H1, p1.port, `GET /long-poll?ms=${QUIET_MS} HTTP/1.1\r\n${keepAlive}`),
+      rawRequest(H1, p1.port, `GET /echo HTTP/1.1\r\nHost: shop`),
+    ]);
+    expect(idle.status).toBe(200);
+    const idleClosedAfter = (await idle.closed) - idle.at;
+    const quietDone = Math.min(sse.at, poll.at);
+    console.info(
+      `quiet responses done after ${quietDone - t0} ms; idle keep-alive closed ${idleClosedAfter} ms after its response`,
+    );
+    expect(sse.status).toBe(200);
+    expect(sse.body.toString()).toBe("data: first\n\ndata: last\n\n");
+    expect(poll.status).toBe(200);
+    expect(poll.body.toString()).toBe("polled");
+    expect(quietDone - t0).toBeGreaterThanOrEqual(QUIET_MS);
+    // Bun.serve's timer has a 4 s granularity: a 2 s limit closes after 2 to 6 s.
+    expect(idleClosedAfter).toBeGreaterThanOrEqual(1_500);
+    expect(idleClosedAfter).toBeLessThanOrEqual(6_000);
+    // After the quiet response the connection got its idle limit back.
+    const sseClosedAfter =
+      (await Promise.race([sse.closed, sleep(8_000).then(() => NaN)])) - sse.at;
+    console.info(`keep-alive after the quiet SSE closed ${sseClosedAfter} ms after it`);
+    expect(sseClosedAfter).toBeLessThanOrEqual(6_000);
+  });
+});
+
+describe("fetch defaults: no redirect following, no decompression, no invented headers", () => {
+  for (const path of ["local", "forward"] as const) {
+    const to = path === "forward" ? "\r\nx-to: v2" : "";
+    const app = (): App => (path === "forward" ? app2 : app1);
+
+    it(`${path}: a 302 reaches the client as it is; the app saw one request`, async () => {
+      const before = app().requests;
+      const r = await rawRequest(H1, p1.port, `GET /redirect HTTP/1.1\r\nHost: shop${to}\r\nConnection: close`);
+      expect(r.status).toBe(302);
+      expect(r.headers.location).toBe("/elsewhere");
+      expect(app().requests - before).toBe(1);
+    });
+
+    it(`${path}: a gzip body reaches the client byte for byte, Content-Encoding kept`, async () => {
+      const r = await rawRequest(
+        H1,
+        p1.port,
+        `GET /gzip HTTP/1.1\r\nHost: shop${to}\r\nAccept-Encoding: gzip\r\nConnection: close`,
+      );
+      expect(r.status).toBe(200);
+      expect(r.headers["content-encoding"]).toBe("gzip");
+      expect(r.body.equals(GZIPPED)).toBe(true);
+    });
+
+    it(`${path}: no User-Agent is invented, no Accept-Encoding added`, async () => {
+      const r = await rawRequest(H1, p1.port, `GET /echo HTTP/1.1\r\nHost: shop${to}\r\nConnection: close`);
+      expect(r.status).toBe(200);
+      const seen = JSON.parse(r.body.toString()).headers as Record<string, string>;
+      // Bun's fetch cannot omit User-Agent (it would send "Bun/1.4.4"): the proxy sends it empty.
+      expect(seen["user-agent"]).toBe("");
+      expect(JSON.stringify(seen)).not.toMatch(/bun/i);
+      // Bun's fetch adds `Accept: */*` when there is none and it cannot be removed; RFC 9110
+      // 12.5.1 gives "*/*" the meaning of no Accept at all, so it is left as it is.
+      expect(seen.accept).toBe("*/*");
+      expect(seen["accept-encoding"]).toBeUndefined();
+      expect(seen.host).toBe("shop");
+    });
+  }
+});
+
+describe("Expect: 100-continue", () => {
+  /**
+   * Bun.serve writes the `100 Continue` itself as soon as the handler reads the body (it does
+   * not wait for the app), so the client uploads its body even when the app is about to refuse
+   * it; the app's 417 still reaches the client. Nothing to fix in the proxy: the body is read
+   * as the upstream takes it, and the cost is one body's upload.
+   */
+  it("the app's 417 reaches the client (after Bun's own 100)", async () => {
+    const before = app1.requests;
+    const body = Buffer.alloc(64 * 1024, 1);
+    const r = await rawRequest(
+      H1,
+      p1.port,
+      `PUT /continue HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\nContent-Length: ${body.length}\r\nx-reject: 1\r\nConnection: close`,
+      body,
+    );
+    console.info(`expect 100-continue refused: interim ${JSON.stringify(r.interim)}, final ${r.status}`);
+    expect(r.status).toBe(417);
+    expect(r.interim).toEqual([100]);
+    expect(app1.requests - before).toBe(1);
+  });
+});
+
+describe("other Upgrade protocols", () => {
+  for (const [name, head] of [
+    ["h2c", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"],
+    ["foo", "Connection: Upgrade\r\nUpgrade: foo"],
+  ] as const) {
+    it(`Upgrade: ${name} gets a 501 upgrade-unsupported; the app never sees it`, async () => {
+      const before = app1.requests;
+      const r = await rawRequest(H1, p1.port, `GET /echo HTTP/1.1\r\nHost: shop\r\n${head}`);
+      expect(r.status).toBe(501);
+      expect(r.headers["x-verso-error"]).toBe("upgrade-unsupported");
+      r.socket.destroy();
+      expect(app1.requests - before).toBe(0);
+    });
+  }
+});

@@ -283,6 +283,8 @@ export interface RawResponse {
   readonly headers: Record<string, string>;
   /** The body as it came on the wire, de-chunked (never decompressed). */
   readonly body: Buffer;
+  /** Date.now() when the response was complete. */
+  readonly at: number;
   /** Still open unless the response said `connection: close` or the server closed it. */
   readonly socket: net.Socket;
   /** Date.now() at the server's close of the connection (or its end of stream). */

@@ -219,9 +219,35 @@ describe("routing end to end", () => {
       expect(r.status).toBe(200);
       expect(r.version).toBe("v2");
     }
-    // A POST with a body is retried too: the dead peer refused before any body byte was sent.
-    const post = await fetch(`${p1.url}/echo`, { method: "POST", body: "x".repeat(1000) });
-    expect(post.status).toBe(200);
+    // A streamed upload is retried too, intact: a refused connect has read no body byte. Fresh
+    // dead peers each round (a refused one is skipped for 5 s); until one took the upload first.
+    const SIZE = 10 * 1024 * 1024;
+    let hitDead = false;
+    for (let round = 0; round < 6 && !hitDead; round++) {
+      const deadA = `${H2}:${await freePort(H2)}`;
+      const deadB = `${H2}:${await freePort(H2)}`;
+      await route(
+        { version: "v2", strategy: "canary", weight: 100 },
+        { v1: [`${H1}:${p1.port}`], v2: [deadA, deadB, `${H2}:${p2.port}`] },
+      );
+      const retried0 = sample(await p1.metrics(), "verso_retries_total");
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      const post = await fetch(`${p1.url}/upload`, {
+        method: "POST",
+        body: Readable.toWeb(
+          Readable.from(
+            (function* () {
+              for (let sent = 0; sent < SIZE; sent += chunk.length) yield chunk;
+            })(),
+          ),
+        ) as ReadableStream,
+        duplex: "half",
+      } as RequestInit);
+      expect(post.status).toBe(200);
+      expect(await post.json()).toMatchObject({ version: "v2", bytes: SIZE });
+      hitDead = sample(await p1.metrics(), "verso_retries_total") > retried0;
+    }
+    expect(hitDead).toBe(true);
     const after = await p1.metrics();
     expect(
       sample(after, "verso_retries_total") - sample(before, "verso_retries_total"),
