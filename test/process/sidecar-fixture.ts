@@ -150,7 +150,7 @@ export async function startProxy(opts: {
   env?: NodeJS.ProcessEnv;
   port?: number;
   waitReady?: boolean;
-  /** Entry point; sidecar/main.ts (type stripping) unless given, e.g. compiled JS. */
+  /** Entry point; sidecar/main.ts unless given, e.g. the image's bundle (harness/compiled.ts). */
   main?: string;
 }): Promise<Proxy> {
   const port = opts.port ?? (await freePort(opts.host));
@@ -333,6 +333,7 @@ export function rawRequest(
         status: final!.status,
         headers: final!.headers,
         body: bodyBytes,
+        at: Date.now(),
         socket,
         closed,
       });
