@@ -3,7 +3,7 @@
  * the version header switch, and the SIGTERM drain.
  */
 import http from "node:http";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundleProxy } from "../harness/compiled.ts";
@@ -140,6 +140,44 @@ describe("proxy lifecycle", () => {
       expect((await fetch(`${admin}/app-health/web/startupz`)).status).toBe(503);
       expect((await fetch(`${admin}/app-health/side/readyz`)).status).toBe(503);
       expect((await fetch(`${admin}/app-health/nope/readyz`)).status).toBe(404);
+    } finally {
+      await p.proc.stop();
+    }
+  });
+
+  it("a ConfigMap volume's ..data symlink swap is seen (the file path itself never changes)", async () => {
+    // The kubelet's layout: routes.json -> ..data/routes.json, ..data -> ..<timestamp>/, and an
+    // update writes a new ..<timestamp>/ and renames a new ..data link over the old one.
+    const vol = join(dir, "configmap");
+    const publish = (stamp: string, revision: number): void => {
+      mkdirSync(join(vol, stamp), { recursive: true });
+      writeFileSync(
+        join(vol, stamp, "routes.json"),
+        JSON.stringify({ app: "shop", revision, endpoints: {} }),
+      );
+      symlinkSync(stamp, join(vol, "..data_tmp"));
+      renameSync(join(vol, "..data_tmp"), join(vol, "..data"));
+    };
+    publish("..2026_11_28_a", 21);
+    symlinkSync(join("..data", "routes.json"), join(vol, "routes.json"));
+    const p = await startProxy({
+      host: H,
+      app,
+      version: "v1",
+      routes: join(vol, "routes.json"),
+      dir,
+    });
+    try {
+      const revision = async () => sample(await p.metrics(), "verso_routing_table_revision");
+      expect(await revision()).toBe(21);
+      publish("..2026_11_28_b", 22);
+      rmSync(join(vol, "..2026_11_28_a"), { recursive: true });
+      await waitFor(
+        "revision 22",
+        async () => ((await revision()) === 22 ? true : undefined),
+        5_000,
+        50,
+      );
     } finally {
       await p.proc.stop();
     }
