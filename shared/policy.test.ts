@@ -21,6 +21,47 @@ describe("parsePolicy: valid", () => {
       },
     },
     { name: "decimal weight", in: { strategy: "canary", weight: "2.5" }, expect: { weight: 2.5 } },
+    {
+      name: "match rules with their own weights (the region example)",
+      in: {
+        strategy: "canary",
+        weight: "5",
+        match: "header:x-user-type=internal, header:X-Region=beijing@20, cookie:beta=1@2.5%",
+      },
+      expect: {
+        weight: 5,
+        match: [
+          { header: "x-user-type", value: "internal" },
+          { header: "x-region", value: "beijing", weight: 20 },
+          { cookie: "beta", value: "1", weight: 2.5 },
+        ],
+      },
+    },
+    {
+      name: "rule weights 0 and 100, @steps, a path and a regex with a weight",
+      in: {
+        strategy: "canary",
+        match: "header:x-vip=1@0,header:x-a=b@100,path:/api/beta @steps,header:x-env~^qa-@50",
+      },
+      expect: {
+        match: [
+          { header: "x-vip", value: "1", weight: 0 },
+          { header: "x-a", value: "b" },
+          { pathPrefix: "/api/beta", followsSteps: true },
+          { header: "x-env", regex: "^qa-", weight: 50 },
+        ],
+      },
+    },
+    {
+      name: "an @ that is no weight stays in the value; an escaped one stays in the regex",
+      in: { strategy: "canary", match: "header:x-email=ops@example.com,header:x-tag~^v\\@2$" },
+      expect: {
+        match: [
+          { header: "x-email", value: "ops@example.com" },
+          { header: "x-tag", regex: "^v\\@2$" },
+        ],
+      },
+    },
     { name: "weight 100", in: { strategy: "canary", weight: "100" }, expect: { weight: 100 } },
     {
       name: "blue-green promote",
@@ -122,6 +163,16 @@ describe("parsePolicy: invalid", () => {
       codes: ["POLICY_MATCH"],
     },
     { name: "empty match", in: { strategy: "canary", match: " " }, codes: ["POLICY_MATCH"] },
+    {
+      name: "rule weight above 100",
+      in: { strategy: "canary", match: "header:x-region=beijing@150" },
+      codes: ["POLICY_MATCH_WEIGHT"],
+    },
+    {
+      name: "rule weight malformed",
+      in: { strategy: "canary", match: "header:x-region=beijing@2.5.1" },
+      codes: ["POLICY_MATCH_WEIGHT"],
+    },
     { name: "bad sticky", in: { strategy: "canary", sticky: "ip" }, codes: ["POLICY_STICKY"] },
     {
       name: "steps not increasing",

@@ -14,6 +14,7 @@ export type PolicyErrorCode =
   | "POLICY_WEIGHT"
   | "POLICY_BOOL"
   | "POLICY_MATCH"
+  | "POLICY_MATCH_WEIGHT"
   | "POLICY_REGEX"
   | "POLICY_STICKY"
   | "POLICY_STEPS"
@@ -46,7 +47,7 @@ export interface ReleasePolicy {
   weight: number;
   /** `verso.dev/promote: "true"`: blue-green switch, or "promote now" for a canary. */
   promote: boolean;
-  match?: MatchRule[];
+  match?: PolicyMatchRule[];
   sticky?: StickyKey;
   /** Automated canary weights in percent, strictly increasing; absent = manual weight. */
   steps?: number[];
@@ -56,6 +57,13 @@ export interface ReleasePolicy {
   paused: boolean;
   abort: boolean;
 }
+
+/**
+ * A rule as written in `verso.dev/match`. `followsSteps` (`@steps`): the rule's weight is the
+ * release's weight of the moment (it moves with `verso.dev/steps`); otherwise `weight` is fixed
+ * (absent: 100).
+ */
+export type PolicyMatchRule = MatchRule & { followsSteps?: true };
 
 export const DEFAULT_INTERVAL_MS = 60_000;
 export const DEFAULT_PROGRESS_DEADLINE_MS = 10 * 60_000;
@@ -132,15 +140,50 @@ function parseRegex(source: string, key: string, errors: PolicyError[]): boolean
 }
 
 /**
- * `header:x-user-type=internal, cookie:beta=1, header:x-env~^qa-, path:/api/beta`.
- * Items are split only at a comma followed by a rule kind, so a regex may hold `{1,3}`.
+ * A rule's weight suffix: `@20`, `@2.5`, `@20%` or `@steps`, at the very end of an item. A `@`
+ * preceded by a backslash is part of a regex (`header:x~^a\@20$`); a value that itself ends
+ * in `@<number>` is written as a regex.
  */
-export function parseMatch(raw: string, errors: PolicyError[]): MatchRule[] {
+const WEIGHT_SUFFIX = /(?<!\\)@\s*(steps|[\d.]+%?)\s*$/;
+
+type RuleWeight = { weight?: number; followsSteps?: true };
+
+function splitWeight(
+  item: string,
+  errors: PolicyError[],
+): { text: string; weight: RuleWeight } | undefined {
+  const m = WEIGHT_SUFFIX.exec(item);
+  if (!m) return { text: item, weight: {} };
+  const text = item.slice(0, m.index).trim();
+  const raw = m[1] as string;
+  if (raw === "steps") return { text, weight: { followsSteps: true } };
+  const n = parsePercent(raw, true);
+  if (n === undefined) {
+    errors.push(
+      problem(
+        "POLICY_MATCH_WEIGHT",
+        ANNOTATION.match,
+        `weight ${JSON.stringify(raw)} in ${JSON.stringify(item)}: use @ and a percentage from 0 to 100 (e.g. @20 or @2.5), or @steps`,
+      ),
+    );
+    return undefined;
+  }
+  return { text, weight: n === 100 ? {} : { weight: n } };
+}
+
+/**
+ * `header:x-user-type=internal, header:x-region=beijing@20, cookie:beta=1, header:x-env~^qa-,
+ * path:/api/beta@steps`. Items are split only at a comma followed by a rule kind, so a regex
+ * may hold `{1,3}`. Each item may end in a weight suffix (splitWeight).
+ */
+export function parseMatch(raw: string, errors: PolicyError[]): PolicyMatchRule[] {
   const key = ANNOTATION.match;
-  const rules: MatchRule[] = [];
+  const rules: PolicyMatchRule[] = [];
   const items = raw.split(/,\s*(?=(?:header|cookie|path):)/);
   for (const itemRaw of items) {
-    const item = itemRaw.trim();
+    const split = splitWeight(itemRaw.trim(), errors);
+    if (!split) continue;
+    const { text: item, weight } = split;
     if (item === "") continue;
     const path = /^path:(.*)$/.exec(item);
     if (path) {
@@ -149,7 +192,7 @@ export function parseMatch(raw: string, errors: PolicyError[]): MatchRule[] {
         errors.push(
           problem("POLICY_MATCH", key, `path prefix ${JSON.stringify(prefix)} must start with "/"`),
         );
-      } else rules.push({ pathPrefix: prefix });
+      } else rules.push({ pathPrefix: prefix, ...weight });
       continue;
     }
     const m = /^(header|cookie):([^=~\s]+)\s*([=~])(.*)$/.exec(item);
@@ -158,7 +201,7 @@ export function parseMatch(raw: string, errors: PolicyError[]): MatchRule[] {
         problem(
           "POLICY_MATCH",
           key,
-          `cannot read ${JSON.stringify(item)}: use header:NAME=VALUE, header:NAME~REGEX, cookie:NAME=VALUE or path:/PREFIX`,
+          `cannot read ${JSON.stringify(item)}: use header:NAME=VALUE, header:NAME~REGEX, cookie:NAME=VALUE or path:/PREFIX, each optionally followed by @WEIGHT`,
         ),
       );
       continue;
@@ -175,16 +218,27 @@ export function parseMatch(raw: string, errors: PolicyError[]): MatchRule[] {
     if (op === "~") {
       if (!parseRegex(value, key, errors)) continue;
       rules.push(
-        kind === "header" ? { header: name, regex: value } : { cookie: name, regex: value },
+        kind === "header"
+          ? { header: name, regex: value, ...weight }
+          : { cookie: name, regex: value, ...weight },
       );
     } else {
-      rules.push(kind === "header" ? { header: name, value } : { cookie: name, value });
+      rules.push(
+        kind === "header" ? { header: name, value, ...weight } : { cookie: name, value, ...weight },
+      );
     }
   }
   if (rules.length === 0 && errors.every((e) => e.annotation !== key)) {
     errors.push(problem("POLICY_MATCH", key, "no rules given"));
   }
   return rules;
+}
+
+/** A rule as one writes it in `verso.dev/match`, without its weight (status, logs). */
+export function formatRule(rule: MatchRule): string {
+  if ("pathPrefix" in rule) return `path:${rule.pathPrefix}`;
+  const [kind, name] = "header" in rule ? ["header", rule.header] : ["cookie", rule.cookie];
+  return "regex" in rule ? `${kind}:${name}~${rule.regex}` : `${kind}:${name}=${rule.value}`;
 }
 
 function parseSticky(raw: string, errors: PolicyError[]): StickyKey | undefined {

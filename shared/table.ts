@@ -5,12 +5,22 @@
 import { err, ok, type Result } from "./errors.ts";
 import { splitHostPort } from "./net.ts";
 
-export type MatchRule =
+/**
+ * A match rule; `weight` (percent, 0-100, decimals allowed; absent = 100) is the share of the
+ * requests it matches that go to the release. Rules are tried in order, the first that matches
+ * decides; 0 pins matching requests to stable.
+ */
+export type MatchRule = (
   | { header: string; value: string }
   | { header: string; regex: string }
   | { cookie: string; value: string }
   | { cookie: string; regex: string }
-  | { pathPrefix: string };
+  | { pathPrefix: string }
+) & { weight?: number };
+
+/** A percent from 0 to 100 (decimals allowed): a release's or a rule's weight. */
+export const isPercent = (v: unknown): v is number =>
+  typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 100;
 
 export type StickyKey = { header: string } | { cookie: string };
 
@@ -43,6 +53,15 @@ const isString = (v: unknown): v is string => typeof v === "string";
 
 function parseMatchRule(raw: unknown, at: string): Result<MatchRule> {
   if (!isRecord(raw)) return err(`${at}: must be an object`);
+  if (raw.weight !== undefined && !isPercent(raw.weight)) {
+    return err(`${at}.weight: must be a number from 0 to 100`);
+  }
+  const rule = parseRuleMatcher(raw, at);
+  if (!rule.ok || raw.weight === undefined) return rule;
+  return ok({ ...rule.value, weight: raw.weight });
+}
+
+function parseRuleMatcher(raw: Record<string, unknown>, at: string): Result<MatchRule> {
   if (isString(raw.pathPrefix)) {
     if (!raw.pathPrefix.startsWith("/")) return err(`${at}.pathPrefix: must start with "/"`);
     return ok({ pathPrefix: raw.pathPrefix });
@@ -79,9 +98,7 @@ function parseRelease(raw: unknown): Result<Release> {
     );
   }
   const weight = raw.weight ?? 0;
-  if (typeof weight !== "number" || !Number.isFinite(weight) || weight < 0 || weight > 100) {
-    return err("release.weight: must be a number from 0 to 100");
-  }
+  if (!isPercent(weight)) return err("release.weight: must be a number from 0 to 100");
   const release: Release = { version: raw.version, strategy: raw.strategy, weight };
   if (raw.match !== undefined) {
     if (!Array.isArray(raw.match)) return err("release.match: must be an array");

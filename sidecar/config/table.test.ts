@@ -65,6 +65,18 @@ describe("routing table parsing: bad input is rejected with a reason", () => {
       /sticky/,
     ],
     ["hopKey not a string", ok({ hopKey: 5 }), /hopKey/],
+    [
+      "match rule weight above 100",
+      ok({
+        release: {
+          version: "v2",
+          strategy: "canary",
+          weight: 1,
+          match: [{ header: "x-region", value: "beijing", weight: 120 }],
+        },
+      }),
+      /match\[0\]\.weight/,
+    ],
   ];
   for (const [name, text, why] of bad) {
     it(name, () => {
@@ -102,5 +114,33 @@ describe("routing table parsing: bad input is rejected with a reason", () => {
     expect(t.release?.needsCookies).toBe(true);
     expect(t.stableLabel).toBe("v1");
     expect(t.peers.get("v2")?.[0]).toMatchObject({ host: "127.0.0.3", port: 15006, version: "v2" });
+  });
+
+  it("a rule's weight (the contract's example) compiles to its threshold; absent means 100", () => {
+    const r = parseRoutingTableJson(
+      JSON.stringify({
+        app: "shop",
+        release: {
+          version: "v2",
+          strategy: "canary",
+          weight: 5,
+          match: [
+            { header: "x-user-type", value: "internal" },
+            { header: "x-region", value: "beijing", weight: 20 },
+            { cookie: "vip", value: "1", weight: 0 },
+          ],
+        },
+        endpoints: {},
+      }),
+    );
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.value.release?.match?.[1]).toEqual({
+      header: "x-region",
+      value: "beijing",
+      weight: 20,
+    });
+    const rules = compileTable(r.value).release?.rules.map((x) => x.threshold);
+    expect(rules).toEqual([10_000, 2_000, 0]);
   });
 });

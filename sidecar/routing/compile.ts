@@ -3,16 +3,19 @@
  * header names lowercased, peer lists resolved per version, the weight as a bucket threshold.
  * Per request the proxy then only looks things up (STYLE.md, "The hot path").
  */
-import type { RoutingTable, Strategy } from "../../shared/table.ts";
+import type { MatchRule, RoutingTable, Strategy } from "../../shared/table.ts";
 import { splitHostPort } from "../../shared/net.ts";
 import { thresholdFor } from "./hash.ts";
 
-export type CompiledRule =
+export type CompiledMatcher =
   | { kind: "header-value"; name: string; value: string }
   | { kind: "header-regex"; name: string; re: RegExp }
   | { kind: "cookie-value"; name: string; value: string }
   | { kind: "cookie-regex"; name: string; re: RegExp }
   | { kind: "path-prefix"; prefix: string };
+
+/** A matcher and its weight as a bucket threshold (BUCKETS: all matching requests go). */
+export type CompiledRule = CompiledMatcher & { readonly threshold: number };
 
 export interface Peer {
   /** `host:port` as written in the table. */
@@ -49,26 +52,24 @@ export interface CompiledTable {
   readonly stableLabel: string;
 }
 
-function compileRules(table: RoutingTable): CompiledRule[] {
-  const out: CompiledRule[] = [];
-  for (const r of table.release?.match ?? []) {
-    if ("pathPrefix" in r) out.push({ kind: "path-prefix", prefix: r.pathPrefix });
-    else if ("header" in r) {
-      const name = r.header.toLowerCase();
-      out.push(
-        "regex" in r
-          ? { kind: "header-regex", name, re: new RegExp(r.regex) }
-          : { kind: "header-value", name, value: r.value },
-      );
-    } else {
-      out.push(
-        "regex" in r
-          ? { kind: "cookie-regex", name: r.cookie, re: new RegExp(r.regex) }
-          : { kind: "cookie-value", name: r.cookie, value: r.value },
-      );
-    }
+function compileMatcher(r: MatchRule): CompiledMatcher {
+  if ("pathPrefix" in r) return { kind: "path-prefix", prefix: r.pathPrefix };
+  if ("header" in r) {
+    const name = r.header.toLowerCase();
+    return "regex" in r
+      ? { kind: "header-regex", name, re: new RegExp(r.regex) }
+      : { kind: "header-value", name, value: r.value };
   }
-  return out;
+  return "regex" in r
+    ? { kind: "cookie-regex", name: r.cookie, re: new RegExp(r.regex) }
+    : { kind: "cookie-value", name: r.cookie, value: r.value };
+}
+
+function compileRules(table: RoutingTable): CompiledRule[] {
+  return (table.release?.match ?? []).map((r) => ({
+    ...compileMatcher(r),
+    threshold: thresholdFor(r.weight ?? 100),
+  }));
 }
 
 function toPeers(version: string, addrs: readonly string[]): Peer[] {

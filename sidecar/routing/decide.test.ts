@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseRoutingTable, type RoutingTable } from "../../shared/table.ts";
 import { compileTable, type CompiledTable } from "./compile.ts";
 import { cookieValue, decide, viewOf, type Decision, type RequestView } from "./decide.ts";
+import { BUCKETS, bucketOf } from "./hash.ts";
 
 function table(
   release: unknown,
@@ -276,6 +277,153 @@ describe("decide: match precedence", () => {
     const t = canary(50, { sticky: { cookie: "uid" } });
     expect(decide(view({ cookie: "uid=abc" }), t, "v1", HIGH).reason).toBe("sticky");
     expect(decide(view({}), t, "v1", HIGH).reason).toBe("random");
+  });
+});
+
+// The product owner's example: internal users all to v2, Beijing 20 %, everyone else 5 %.
+const regions = (beijing: number, rest = 5, extra: object = {}) =>
+  canary(rest, {
+    match: [
+      { header: "x-user-type", value: "internal" },
+      { header: "x-region", value: "beijing", weight: beijing },
+    ],
+    ...extra,
+  });
+const at = (bucket: number) => () => bucket / BUCKETS; // a roll landing in `bucket`
+const onRelease = (d: Decision): boolean => "forward" in d;
+
+describe("decide: match rules with their own weights", () => {
+  const rows: {
+    name: string;
+    t: CompiledTable;
+    h: Record<string, string>;
+    bucket: number;
+    release: boolean;
+  }[] = [
+    {
+      name: "first rule (100) wins over the second",
+      t: regions(20),
+      h: { "x-user-type": "internal", "x-region": "beijing" },
+      bucket: 9999,
+      release: true,
+    },
+    {
+      name: "rule weight 20: bucket 1999 to the release",
+      t: regions(20),
+      h: { "x-region": "beijing" },
+      bucket: 1999,
+      release: true,
+    },
+    {
+      name: "rule weight 20: bucket 2000 stays stable",
+      t: regions(20),
+      h: { "x-region": "beijing" },
+      bucket: 2000,
+      release: false,
+    },
+    {
+      name: "no rule matches: release weight 5, bucket 499 to the release",
+      t: regions(20),
+      h: { "x-region": "shanghai" },
+      bucket: 499,
+      release: true,
+    },
+    {
+      name: "no rule matches: release weight 5, bucket 500 stays stable",
+      t: regions(20),
+      h: {},
+      bucket: 500,
+      release: false,
+    },
+    {
+      name: "rule weight 0 pins to stable even at bucket 0 (release weight 100)",
+      t: regions(0, 100),
+      h: { "x-region": "beijing" },
+      bucket: 0,
+      release: false,
+    },
+    {
+      name: "rule weight 100 sends bucket 9999",
+      t: regions(100, 0),
+      h: { "x-region": "beijing" },
+      bucket: 9999,
+      release: true,
+    },
+    {
+      name: "decimal weight 12.5: bucket 1249 to the release",
+      t: regions(12.5),
+      h: { "x-region": "beijing" },
+      bucket: 1249,
+      release: true,
+    },
+    {
+      name: "decimal weight 12.5: bucket 1250 stays stable",
+      t: regions(12.5),
+      h: { "x-region": "beijing" },
+      bucket: 1250,
+      release: false,
+    },
+    {
+      name: "a weighted rule applies in a blue-green preview too",
+      t: blueGreen(0, { match: [{ header: "x-region", value: "beijing", weight: 20 }] }),
+      h: { "x-region": "beijing" },
+      bucket: 100,
+      release: true,
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      const d = decide(view(r.h), r.t, "v1", at(r.bucket));
+      expect(onRelease(d)).toBe(r.release);
+      const matched = r.h["x-user-type"] === "internal" || r.h["x-region"] === "beijing";
+      expect(d.reason).toBe(matched ? "match" : "random");
+    });
+  }
+
+  it("a rule weight of 0 or 100 never rolls", () => {
+    const noRoll = () => {
+      throw new Error("must not roll");
+    };
+    expect(onRelease(decide(view({ "x-region": "beijing" }), regions(0), "v1", noRoll))).toBe(
+      false,
+    );
+    expect(onRelease(decide(view({ "x-region": "beijing" }), regions(100), "v1", noRoll))).toBe(
+      true,
+    );
+  });
+
+  it("sticky within a rule: a key keeps its side, in the same bucket space as the release weight", () => {
+    const sticky = { sticky: { header: "x-user-id" } };
+    const noRoll = () => {
+      throw new Error("sticky must not roll");
+    };
+    for (let i = 0; i < 500; i++) {
+      const h = { "x-region": "beijing", "x-user-id": `user-${i}` };
+      const first = onRelease(decide(view(h), regions(20, 5, sticky), "v1", noRoll));
+      expect(onRelease(decide(view(h), regions(20, 5, sticky), "v1", noRoll))).toBe(first);
+      expect(first).toBe(bucketOf(`user-${i}`) < 2000);
+    }
+  });
+
+  it("monotonic per rule: a Beijing user on the release stays there as the rule grows 1 -> 20 -> 50 -> 100", () => {
+    const sticky = { sticky: { header: "x-user-id" } };
+    const onBy = new Map<string, boolean>();
+    for (const w of [1, 20, 50, 100]) {
+      for (let i = 0; i < 2000; i++) {
+        const key = `u${i}`;
+        const on = onRelease(
+          decide(
+            view({ "x-region": "beijing", "x-user-id": key }),
+            regions(w, 5, sticky),
+            "v1",
+            Math.random,
+          ),
+        );
+        if (onBy.get(key)) expect(on).toBe(true);
+        onBy.set(key, on);
+      }
+    }
+    expect([...onBy.values()].every(Boolean)).toBe(true);
   });
 });
 

@@ -3,7 +3,7 @@
  * roll supplied by the caller) -> serve here, or forward to a peer of another version.
  */
 import type { CompiledRelease, CompiledRule, CompiledTable, Peer } from "./compile.ts";
-import { bucketOf, bucketOfRoll } from "./hash.ts";
+import { BUCKETS, bucketOf, bucketOfRoll } from "./hash.ts";
 import { HOP_HEADER } from "./hop.ts";
 
 export interface RequestView {
@@ -49,7 +49,7 @@ export type Decision =
 export const REASON_TEXT: Record<RouteReason, string> = {
   "hop-token": "forwarded by a peer with a valid hop token: served here",
   "no-release": "no release in progress: served where it landed",
-  match: "a match rule selected the release version",
+  match: "the first matching rule decided, with its own weight (100 unless it says otherwise)",
   "blue-green-promoted": "blue-green promoted: all traffic to the release version",
   "blue-green-preview": "blue-green preview: traffic stays on stable unless a match rule applies",
   sticky: "weight split on the sticky key's bucket",
@@ -93,7 +93,32 @@ function ruleMatches(rule: CompiledRule, view: RequestView, cookie: string | und
   }
 }
 
-/** Which side of the release a request belongs to, and why. */
+/**
+ * The request's bucket: the sticky key's hash when the release has one and the request
+ * carries it (the same bucket space for the release weight and every rule's weight, so a key
+ * on the release stays there as either grows), else a random roll.
+ */
+function bucketFor(
+  release: CompiledRelease,
+  view: RequestView,
+  cookie: string | undefined,
+  roll: () => number,
+): { bucket: number; sticky: boolean } {
+  if (release.sticky) {
+    const key =
+      release.sticky.kind === "header"
+        ? view.header(release.sticky.name)
+        : cookieValue(cookie, release.sticky.name);
+    if (key !== undefined && key !== "") return { bucket: bucketOf(key), sticky: true };
+  }
+  return { bucket: bucketOfRoll(roll()), sticky: false };
+}
+
+/**
+ * Which side of the release a request belongs to, and why. The first matching rule decides
+ * with its own weight (all of it at 100, none at 0: no roll then); requests no rule matches
+ * get the strategy's answer.
+ */
 function chooseSide(
   release: CompiledRelease,
   view: RequestView,
@@ -101,7 +126,13 @@ function chooseSide(
 ): { release: boolean; reason: RouteReason } {
   const cookie = release.needsCookies ? view.header("cookie") : undefined;
   for (const rule of release.rules) {
-    if (ruleMatches(rule, view, cookie)) return { release: true, reason: "match" };
+    if (!ruleMatches(rule, view, cookie)) continue;
+    if (rule.threshold >= BUCKETS) return { release: true, reason: "match" };
+    if (rule.threshold <= 0) return { release: false, reason: "match" };
+    return {
+      release: bucketFor(release, view, cookie, roll).bucket < rule.threshold,
+      reason: "match",
+    };
   }
   if (release.strategy === "blue-green") {
     return release.weight >= 100
@@ -109,16 +140,8 @@ function chooseSide(
       : { release: false, reason: "blue-green-preview" };
   }
   if (release.threshold <= 0) return { release: false, reason: "random" };
-  if (release.sticky) {
-    const key =
-      release.sticky.kind === "header"
-        ? view.header(release.sticky.name)
-        : cookieValue(cookie, release.sticky.name);
-    if (key !== undefined && key !== "") {
-      return { release: bucketOf(key) < release.threshold, reason: "sticky" };
-    }
-  }
-  return { release: bucketOfRoll(roll()) < release.threshold, reason: "random" };
+  const { bucket, sticky } = bucketFor(release, view, cookie, roll);
+  return { release: bucket < release.threshold, reason: sticky ? "sticky" : "random" };
 }
 
 // The steady-state answers (no release, forwarded in) allocate nothing per request.
@@ -133,8 +156,11 @@ const NO_RELEASE: Decision = Object.freeze({ serve: "local", reason: "no-release
  * |-----------|---------|-------|-----------------------------|------|-------------------------|
  * | valid     | any     | any   | any                         | any  | local  (hop-token)      |
  * | none/bad  | absent  | -     | -                           | any  | local  (no-release)     |
- * | none/bad  | R       | yes   | any                         | R    | local  (match)          |
- * | none/bad  | R       | yes   | any                         | S    | forward R (match)       |
+ * | none/bad  | R       | yes   | rule weight 100 (default)   | R    | local  (match)          |
+ * | none/bad  | R       | yes   | rule weight 100 (default)   | S    | forward R (match)       |
+ * | none/bad  | R       | yes   | rule weight 0               | S/R  | local / forward stable  |
+ * | none/bad  | R       | yes   | rule, bucket < w*100        | R/S  | local / forward R       |
+ * | none/bad  | R       | yes   | rule, bucket >= w*100       | S/R  | local / forward stable  |
  * | none/bad  | R       | no    | blue-green, weight 100      | R    | local                   |
  * | none/bad  | R       | no    | blue-green, weight 100      | S    | forward R               |
  * | none/bad  | R       | no    | blue-green, weight < 100    | S    | local  (preview)        |
@@ -142,7 +168,8 @@ const NO_RELEASE: Decision = Object.freeze({ serve: "local", reason: "no-release
  * | none/bad  | R       | no    | canary, bucket < weight*100 | R/S  | local / forward R       |
  * | none/bad  | R       | no    | canary, bucket >= ...       | S/R  | local / forward stable  |
  * | forward wanted but the target has no peers                 | any  | local, fallback=target  |
- * The bucket is the sticky key's hash when the key is present, else a random roll.
+ * The bucket is the sticky key's hash when the key is present, else a random roll; the first
+ * matching rule decides (w = its weight) whatever the strategy.
  */
 export function decide(
   view: RequestView,

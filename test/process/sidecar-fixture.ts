@@ -405,3 +405,28 @@ export function rawRequest(
     });
   });
 }
+
+/**
+ * ESTABLISHED TCP connections involving `host:port`, from /proc/net/tcp (this network
+ * namespace): `toIt` the connecting ends (e.g. a proxy's sockets to its app), `atIt` the
+ * accepted ends (the app's).
+ */
+export function establishedWith(host: string, port: number): { toIt: number; atIt: number } {
+  // Addresses are the u32 in host byte order, in hex: 127.0.7.4 reads 0407007F on x86/arm64.
+  const ip = host
+    .split(".")
+    .map((n) => Number(n).toString(16).padStart(2, "0"))
+    .reverse()
+    .join("")
+    .toUpperCase();
+  const addr = `${ip}:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  let toIt = 0;
+  let atIt = 0;
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const [, local, remote, state] = line.trim().split(/\s+/);
+    if (state !== "01") continue;
+    if (remote === addr) toIt++;
+    if (local === addr) atIt++;
+  }
+  return { toIt, atIt };
+}

@@ -121,6 +121,66 @@ describe("routing end to end", () => {
     ).toBe(N);
   });
 
+  it("match rules with their own weights: internal 100 %, beijing 20 %, everyone else 5 %, from either entry", async () => {
+    await route({
+      version: "v2",
+      strategy: "canary",
+      weight: 5,
+      match: [
+        { header: "x-user-type", value: "internal" },
+        { header: "x-region", value: "beijing", weight: 20 },
+      ],
+    });
+    const before = await Promise.all([p1.metrics(), p2.metrics()]);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    const classes = {
+      internal: { headers: { "x-user-type": "internal", "x-region": "beijing" }, n: 400 },
+      beijing: { headers: { "x-region": "beijing" }, n: 6_000 },
+      others: { headers: { "x-region": "shanghai" }, n: 6_000 },
+    };
+    const onV2 = { internal: 0, beijing: 0, others: 0 };
+    const served = { v1: 0, v2: 0 } as Record<string, number>;
+    for (const [name, c] of Object.entries(classes) as [
+      keyof typeof classes,
+      (typeof classes)["internal"],
+    ][]) {
+      for (let i = 0; i < c.n; i += 100) {
+        // Alternate entries: requests land on v1 (release-bound ones are forwarded) and on v2
+        // (release-bound ones are served locally, the rest forwarded to stable).
+        const batch = await Promise.all(
+          Array.from({ length: 100 }, (_, j) =>
+            get(`${[p1, p2][(i + j) % 2]!.url}/echo`, c.headers, agent),
+          ),
+        );
+        for (const r of batch) {
+          expect(r.status).toBe(200);
+          served[r.version!]!++;
+          if (r.version === "v2") onV2[name]++;
+        }
+      }
+    }
+    agent.destroy();
+    console.log("share on v2:", {
+      internal: onV2.internal / classes.internal.n,
+      beijing: onV2.beijing / classes.beijing.n,
+      others: onV2.others / classes.others.n,
+    });
+    expect(onV2.internal).toBe(classes.internal.n);
+    expect(Math.abs(onV2.beijing / classes.beijing.n - 0.2)).toBeLessThanOrEqual(0.025);
+    expect(Math.abs(onV2.others / classes.others.n - 0.05)).toBeLessThanOrEqual(0.015);
+    const after = await Promise.all([p1.metrics(), p2.metrics()]);
+    const delta = (i: number, labels: Record<string, string>) =>
+      sample(after[i]!, "verso_requests_total", labels) -
+      sample(before[i]!, "verso_requests_total", labels);
+    expect(delta(0, { version: "v1" })).toBe(served.v1);
+    expect(delta(1, { version: "v2" })).toBe(served.v2);
+    expect(served.v1! + served.v2!).toBe(12_400);
+    // Both paths were taken: v2 served some requests it received itself and some forwarded.
+    expect(delta(1, { source: "local" })).toBeGreaterThan(0);
+    expect(delta(1, { source: "forwarded" })).toBeGreaterThan(0);
+    expect(delta(0, { source: "forwarded" })).toBeGreaterThan(0);
+  });
+
   it("header and cookie rules send matching requests to the release from either entry", async () => {
     await route({
       version: "v2",

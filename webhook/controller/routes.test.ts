@@ -115,6 +115,35 @@ describe("resolvePolicy and releaseFor", () => {
       sticky: { cookie: "uid" },
     });
   });
+  it("rule weights go to the table as written; an @steps rule takes the release's weight of the moment", () => {
+    const d = dep("v2", 2, {
+      strategy: "canary",
+      steps: "5,20,50",
+      match: "header:x-user-type=internal,header:x-region=beijing@20,path:/beta@steps",
+      status: formatStatus(status({ weight: 50, step: 3 })),
+    });
+    expect(releaseFor(d, resolvePolicy(d))?.match).toEqual([
+      { header: "x-user-type", value: "internal" },
+      { header: "x-region", value: "beijing", weight: 20 },
+      { pathPrefix: "/beta", weight: 50 },
+    ]);
+  });
+  it("a promoted release takes all traffic: its weighted rules leave the table", () => {
+    const match = "header:x-region=beijing@20,header:x-tenant=acme@0";
+    const auto = dep("v2", 2, {
+      strategy: "canary",
+      steps: "5,100",
+      match,
+      status: formatStatus(status({ phase: "Promoted", weight: 100 })),
+    });
+    expect(releaseFor(auto, resolvePolicy(auto))).toEqual({
+      version: "v2",
+      strategy: "canary",
+      weight: 100,
+    });
+    const byHand = dep("v2", 2, { strategy: "canary", weight: "100", match });
+    expect(releaseFor(byHand, resolvePolicy(byHand))?.match).toHaveLength(2);
+  });
   it("invalid annotations fall back to status.applied, with the errors", () => {
     const d = dep("v2", 2, {
       strategy: "canary",

@@ -8,9 +8,10 @@ import {
   isRelease,
   parsePolicy,
   type PolicyError,
+  type PolicyMatchRule,
   type ReleasePolicy,
 } from "../../shared/policy.ts";
-import type { Release, RoutingTable } from "../../shared/table.ts";
+import type { MatchRule, Release, RoutingTable } from "../../shared/table.ts";
 import { parseStatus, type ReleaseStatus } from "./status.ts";
 import type { DeploymentView, PodView } from "./views.ts";
 
@@ -71,6 +72,14 @@ export function resolvePolicy(d: DeploymentView, remembered?: ReleasePolicy): Re
 const stopped = (policy: ReleasePolicy, status: ReleaseStatus | undefined, version: string) =>
   policy.abort || (status?.version === version && status.phase === "Failed");
 
+/** Switched or promoted: the release takes all traffic, whatever its rules say. */
+export const promoted = (
+  policy: ReleasePolicy,
+  status: ReleaseStatus | undefined,
+  version: string,
+): boolean =>
+  policy.promote || (status?.version === version && status.phase === "Promoted");
+
 export function weightFor(
   policy: ReleasePolicy,
   status: ReleaseStatus | undefined,
@@ -84,14 +93,24 @@ export function weightFor(
   return policy.weight;
 }
 
+/**
+ * The table's rules: fixed weights as written; a rule that follows the steps (`@steps`) gets the
+ * release's weight of the moment, so the proxies never need to know about steps.
+ */
+export function tableRules(rules: readonly PolicyMatchRule[], weight: number): MatchRule[] {
+  return rules.map(({ followsSteps, ...rule }) => (followsSteps ? { ...rule, weight } : rule));
+}
+
 export function releaseFor(d: DeploymentView, resolved: ResolvedPolicy): Release | undefined {
   const policy = resolved.policy;
   if (!policy) return undefined;
   const weight = weightFor(policy, resolved.status, d.version);
   const release: Release = { version: d.version, strategy: policy.strategy, weight };
-  // A stopped release keeps no match rules either.
+  // A stopped release keeps no match rules either; nor does a promoted one: it is the new
+  // stable version, and a rule's own weight (`@20`) must not hold traffic back from it.
   if (stopped(policy, resolved.status, d.version)) return release;
-  if (policy.match && policy.match.length > 0) release.match = policy.match;
+  if (promoted(policy, resolved.status, d.version)) return release;
+  if (policy.match && policy.match.length > 0) release.match = tableRules(policy.match, weight);
   if (policy.sticky) release.sticky = policy.sticky;
   return release;
 }

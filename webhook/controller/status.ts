@@ -37,6 +37,12 @@ export interface ReleaseStatus {
   step?: number;
   /** Percent of the app's traffic the release gets now (what the proxies are told). */
   weight: number;
+  /**
+   * The match rules in force, in order, each with the percent of the requests it matches that
+   * go to the release (its own weight, 100, or the release weight for an `@steps` rule).
+   * Absent without rules or once the release has failed.
+   */
+  match?: { rule: string; weight: number }[];
   reason: StatusReason;
   message: string;
   /** Release version this status belongs to; a new version starts afresh. */

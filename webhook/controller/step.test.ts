@@ -422,3 +422,37 @@ describe("nextDueAt", () => {
     expect(nextDueAt({ ...base, status: late.status, ready: false })).toBeUndefined();
   });
 });
+
+describe("nextState: per-rule weights in status", () => {
+  const regions = policy({
+    steps: "10,50",
+    interval: "10s",
+    match: "header:x-user-type=internal,header:x-region=beijing@20,path:/beta@steps",
+  });
+  it("each rule with what it sends to the release now; @steps follows the step", () => {
+    const out = nextState({
+      prev: st({ step: 1, weight: 10 }),
+      policy: regions,
+      release: ready,
+      analysis: an("advance"),
+      now: T0 + 10_000,
+    });
+    expect(out.status.weight).toBe(50);
+    expect(out.status.match).toEqual([
+      { rule: "header:x-user-type=internal", weight: 100 },
+      { rule: "header:x-region=beijing", weight: 20 },
+      { rule: "path:/beta", weight: 50 },
+    ]);
+  });
+  it("a failed release shows no rules (the proxies drop them too)", () => {
+    const out = nextState({
+      prev: st({ step: 1, weight: 10 }),
+      policy: regions,
+      release: ready,
+      analysis: an("rollback"),
+      now: T0 + 10_000,
+    });
+    expect(out.status.phase).toBe("Failed");
+    expect(out.status.match).toBeUndefined();
+  });
+});

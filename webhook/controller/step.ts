@@ -3,7 +3,8 @@
  * and the transition to report. Pure (the clock is an argument), so a new leader that reads
  * `verso.dev/status` continues exactly where the old one stopped.
  */
-import type { ReleasePolicy } from "../../shared/policy.ts";
+import { formatRule, type ReleasePolicy } from "../../shared/policy.ts";
+import { tableRules } from "./routes.ts";
 import type { Analysis } from "./analyse.ts";
 import type { ReleaseStatus, StatusReason } from "./status.ts";
 
@@ -312,11 +313,26 @@ function pending(s: ReleaseStatus, prev: ReleaseStatus, deadlineExceeded: boolea
   });
 }
 
+/** What each rule sends to the release now (see ReleaseStatus.match). */
+function ruleWeights(
+  policy: ReleasePolicy,
+  s: ReleaseStatus,
+): ReleaseStatus["match"] | undefined {
+  if (!policy.match || policy.match.length === 0) return undefined;
+  // As in the table (releaseFor): a failed release has no rules, a promoted one takes all.
+  if (s.phase === "Failed" || s.phase === "Promoted" || policy.promote) return undefined;
+  return tableRules(policy.match, s.weight).map((r) => ({
+    rule: formatRule(r),
+    weight: r.weight ?? 100,
+  }));
+}
+
 export function nextState(input: StepInput): StepOutput {
   const base = restartNeeded(input.prev, input) ? fresh(input.release, input.now) : input.prev!;
   const carried: ReleaseStatus = { ...base };
   if (input.prev?.applied) carried.applied = input.prev.applied;
   const status = decide(input, carried);
+  status.match = ruleWeights(input.policy, status);
   for (const k of Object.keys(status) as (keyof ReleaseStatus)[]) {
     if (status[k] === undefined) delete status[k];
   }
