@@ -31,6 +31,8 @@ export const ANNOTATION = {
   proxyCpuLimit: "verso.dev/proxy-cpu-limit",
   proxyMemoryLimit: "verso.dev/proxy-memory-limit",
   logLevel: "verso.dev/log-level",
+  /** Protocol per app port: `"9090=grpc,8080=http"` (`grpc`, `h2c`, `http`). */
+  protocol: "verso.dev/protocol",
   // release policy (Deployment)
   strategy: "verso.dev/strategy",
   weight: "verso.dev/weight",

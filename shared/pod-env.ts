@@ -12,11 +12,15 @@ export const PROXY_PORT = {
   inbound: 15006,
   /** Admin: /metrics, /healthz, /ready, /app-health/... (rewritten kubelet probes). */
   admin: 15020,
+  /** Inbound h2c/gRPC (each call routed on its own), when the pod has a gRPC port. */
+  grpc: 15007,
 } as const;
 
 /** The named port of the proxy's inbound listener (Services target it in `port` capture mode). */
 export const PROXY_PORT_NAME = "verso-http";
 export const ADMIN_PORT_NAME = "verso-admin";
+/** The named port of the proxy's gRPC listener (`port` capture mode targets it). */
+export const GRPC_PORT_NAME = "verso-grpc";
 
 /** Projected service-account token the proxy shows the controller (audience `verso`). */
 export const TOKEN_AUDIENCE = "verso";
@@ -62,6 +66,12 @@ export const ENV = {
   capture: "VERSO_CAPTURE",
   /** Comma-separated app ports the init step redirects to the proxy (iptables mode). */
   capturePorts: "VERSO_CAPTURE_PORTS",
+  /** host:port of the proxy's h2c/gRPC listener, e.g. `0.0.0.0:15007`; unset: no gRPC. */
+  grpcListen: "VERSO_GRPC_LISTEN",
+  /** host:port of the local app's gRPC port, e.g. `127.0.0.1:9090`. */
+  grpcApp: "VERSO_GRPC_APP",
+  /** Comma-separated gRPC app ports the init step redirects to VERSO_GRPC_LISTEN's port. */
+  captureGrpcPorts: "VERSO_CAPTURE_GRPC_PORTS",
   /** JSON: rewritten kubelet probes, see ProbeMap. */
   probes: "VERSO_PROBES",
   /** File holding the HMAC key for hop tokens (overrides the table's key). */

@@ -43,6 +43,8 @@ export interface RoutingTable {
   release?: Release;
   /** version -> `host:port` of peers of that version that accept forwarded requests. */
   endpoints: Record<string, string[]>;
+  /** version -> `host:port` where peers of that version accept forwarded gRPC calls. */
+  grpcEndpoints?: Record<string, string[]>;
   /** Base64 HMAC key for hop tokens (the controller makes one per app). */
   hopKey?: string;
 }
@@ -121,6 +123,24 @@ function parseRelease(raw: unknown): Result<Release> {
   return ok(release);
 }
 
+/** `endpoints` / `grpcEndpoints`: version -> ["host:port", ...]; absent is empty. */
+function parseEndpoints(raw: unknown, field: string): Result<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  if (raw === undefined) return ok(out);
+  if (!isRecord(raw)) return err(`${field}: must be an object of version -> [host:port]`);
+  for (const [version, list] of Object.entries(raw)) {
+    if (!Array.isArray(list) || !list.every(isString)) {
+      return err(`${field}.${version}: must be an array of "host:port" strings`);
+    }
+    // A peer needs a host: ":15006" is a listen address, not an endpoint.
+    const bad = list.find((a) => a.startsWith(":") || splitHostPort(a) === undefined);
+    if (bad !== undefined)
+      return err(`${field}.${version}: ${JSON.stringify(bad)} is not host:port`);
+    out[version] = [...list];
+  }
+  return ok(out);
+}
+
 /** Shape-check untrusted JSON (a file, a stream event) into a table, or say what is wrong. */
 export function parseRoutingTable(raw: unknown): Result<RoutingTable> {
   if (!isRecord(raw)) return err("table: must be a JSON object");
@@ -129,22 +149,14 @@ export function parseRoutingTable(raw: unknown): Result<RoutingTable> {
   if (typeof revision !== "number" || !Number.isInteger(revision) || revision < 0) {
     return err("revision: must be a non-negative integer");
   }
-  const endpoints: Record<string, string[]> = {};
-  if (raw.endpoints !== undefined) {
-    if (!isRecord(raw.endpoints))
-      return err("endpoints: must be an object of version -> [host:port]");
-    for (const [version, list] of Object.entries(raw.endpoints)) {
-      if (!Array.isArray(list) || !list.every(isString)) {
-        return err(`endpoints.${version}: must be an array of "host:port" strings`);
-      }
-      // A peer needs a host: ":15006" is a listen address, not an endpoint.
-      const bad = list.find((a) => a.startsWith(":") || splitHostPort(a) === undefined);
-      if (bad !== undefined)
-        return err(`endpoints.${version}: ${JSON.stringify(bad)} is not host:port`);
-      endpoints[version] = [...list];
-    }
+  const endpoints = parseEndpoints(raw.endpoints, "endpoints");
+  if (!endpoints.ok) return endpoints;
+  const table: RoutingTable = { app: raw.app, revision, endpoints: endpoints.value };
+  if (raw.grpcEndpoints !== undefined) {
+    const grpc = parseEndpoints(raw.grpcEndpoints, "grpcEndpoints");
+    if (!grpc.ok) return grpc;
+    table.grpcEndpoints = grpc.value;
   }
-  const table: RoutingTable = { app: raw.app, revision, endpoints };
   if (raw.release !== undefined && raw.release !== null) {
     const release = parseRelease(raw.release);
     if (!release.ok) return release;

@@ -418,9 +418,11 @@ describe("idle timers: Bun.serve idleTimeout (10 s default) and fetch's own (300
    * connection between requests is still enforced (second half), so turning the timer off
    * per request leaks no idle connections.
    */
-  it("10 s of silence (SSE and long poll) on the forward path passes; idle keep-alive closes in ~2 s", async () => {
+  it("10 s of silence (SSE, long poll, websocket) on the forward path passes; idle keep-alive closes in ~2 s", async () => {
     const QUIET_MS = 10_000;
     const keepAlive = `Host: shop\r\nx-to: v2`;
+    // Neither end of this websocket pings: it is as quiet as the responses.
+    const quietWs = await openWs(`ws://${H1}:${p1.port}/ws`, { "x-to": "v2" });
     const t0 = Date.now();
     const [sse, poll, idle] = await Promise.all([
       rawRequest(H1, p1.port, `GET /quiet-sse?ms=${QUIET_MS} HTTP/1.1\r\n${keepAlive}`),
@@ -446,6 +448,10 @@ describe("idle timers: Bun.serve idleTimeout (10 s default) and fetch's own (300
       (await Promise.race([sse.closed, sleep(8_000).then(() => NaN)])) - sse.at;
     console.info(`keep-alive after the quiet SSE closed ${sseClosedAfter} ms after it`);
     expect(sseClosedAfter).toBeLessThanOrEqual(6_000);
+    const echo = nextText(quietWs, 5_000);
+    quietWs.send("still there");
+    expect(await echo).toBe("v2:still there");
+    quietWs.close();
   });
 });
 
@@ -778,30 +784,4 @@ describe("websocket churn: no upstream socket left behind", () => {
       1006: per,
     });
   });
-});
-
-describe.only("scratch", () => {
-  it("stall at the end", async () => {
-    for (const [total, pauseAt] of [[64, 60], [64, 63], [300, 296]] as const) {
-      const got = await new Promise<{ bytes: number; ended: boolean; err?: string }>((resolve) => {
-        let bytes = 0;
-        let paused = false;
-        const req = http.get(`${p1.url}/download?mb=${total}`, { agent: false }, (res) => {
-          res.on("data", (c: Buffer) => {
-            bytes += c.length;
-            if (!paused && bytes >= pauseAt * MB) {
-              paused = true;
-              res.pause();
-              setTimeout(() => res.resume(), 9_000);
-            }
-          });
-          res.on("end", () => resolve({ bytes, ended: true }));
-          res.on("error", (e) => resolve({ bytes, ended: false, err: String(e) }));
-          res.on("aborted", () => resolve({ bytes, ended: false, err: "aborted" }));
-        });
-        req.on("error", (e) => resolve({ bytes, ended: false, err: String(e) }));
-      });
-      console.info(total, pauseAt, JSON.stringify(got), got.bytes / MB);
-    }
-  }, 60_000);
 });
