@@ -18,6 +18,8 @@ export interface Config {
   readonly listen: HostPort;
   readonly app: HostPort;
   readonly admin: HostPort;
+  /** h2c/gRPC listener and the app's gRPC port; both unset: no gRPC. */
+  readonly grpc: { listen: HostPort; app: HostPort } | undefined;
   readonly appName: string;
   readonly version: string;
   /** Set: file mode. Unset: subscribe to the controller. */
@@ -44,6 +46,8 @@ const FLAGS = {
   listen: ENV.listen,
   app: ENV.app,
   admin: ENV.admin,
+  "grpc-listen": ENV.grpcListen,
+  "grpc-app": ENV.grpcApp,
   "app-name": ENV.appName,
   version: ENV.version,
   routes: ENV.routes,
@@ -80,6 +84,18 @@ function addr(name: string, text: string | undefined, dflt: string): Result<Host
   return hp ? ok(hp) : err(`--${name}: ${JSON.stringify(text)} is not host:port`);
 }
 
+/** Both or neither: a gRPC listener needs the app port it forwards to. */
+function parseGrpc(listen: string | undefined, app: string | undefined): Result<Config["grpc"]> {
+  if (listen === undefined && app === undefined) return ok(undefined);
+  if (listen === undefined || app === undefined)
+    return err("--grpc-listen and --grpc-app go together (the listener and the app's gRPC port)");
+  const l = addr("grpc-listen", listen, listen);
+  const a = addr("grpc-app", app, app);
+  if (!l.ok) return l;
+  if (!a.ok) return a;
+  return ok({ listen: l.value, app: a.value });
+}
+
 export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Result<Config> {
   let values: Record<string, string | undefined>;
   try {
@@ -101,6 +117,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
   if (!listen.ok) return listen;
   if (!app.ok) return app;
   if (!admin.ok) return admin;
+  const grpc = parseGrpc(get("grpc-listen"), get("grpc-app"));
+  if (!grpc.ok) return grpc;
   const appName = get("app-name");
   const version = get("version");
   if (!appName) return err(`--app-name (or ${ENV.appName}) is required`);
@@ -139,6 +157,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
       listen: listen.value,
       app: app.value,
       admin: admin.value,
+      grpc: grpc.value,
       appName,
       version,
       routes,

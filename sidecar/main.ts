@@ -24,7 +24,7 @@ function readHopKey(cfg: Config): Buffer | undefined {
   return trimmed;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(`${USAGE}\n`);
@@ -56,10 +56,27 @@ function main(): void {
     onChange: (t) => {
       metrics.setRevision(t.revision);
       proxy.tableChanged(t);
+      grpc?.tableChanged(store.grpc);
     },
   });
   let proxy: Proxy;
   let admin: Server<undefined>;
+  // node:http2 costs its megabytes only in pods that have a gRPC port.
+  const grpc = cfg.grpc
+    ? (await import("./grpc/server.ts")).createGrpcProxy({
+        listen: cfg.grpc.listen,
+        app: cfg.grpc.app,
+        version: cfg.version,
+        versionHeader: cfg.versionHeader,
+        store,
+        metrics,
+        log,
+      })
+    : undefined;
+  grpc?.server.once("error", (error: Error) => {
+    log.error("cannot listen (grpc)", { error });
+    process.exit(1);
+  });
   let draining = false;
   try {
     proxy = createProxy({
@@ -102,6 +119,12 @@ function main(): void {
     listen: `${cfg.listen.host}:${proxy.server.port}`,
     app: `${cfg.app.host}:${cfg.app.port}`,
     admin: `${cfg.admin.host}:${admin.port}`,
+    grpc: cfg.grpc
+      ? {
+          listen: `${cfg.grpc.listen.host}:${cfg.grpc.listen.port}`,
+          app: `${cfg.grpc.app.host}:${cfg.grpc.app.port}`,
+        }
+      : null,
     appName: cfg.appName,
     version: cfg.version,
     runtime: `bun ${Bun.version}`,
@@ -111,12 +134,14 @@ function main(): void {
   const drain = (signal: string): void => {
     if (draining) return;
     draining = true;
-    log.info("draining", { signal, inFlight: proxy.inFlight(), graceSeconds: cfg.drainSeconds });
+    const inFlight = (): number => proxy.inFlight() + (grpc?.inFlight() ?? 0);
+    log.info("draining", { signal, inFlight: inFlight(), graceSeconds: cfg.drainSeconds });
     proxy.startDrain();
+    grpc?.startDrain();
     source.close();
     const deadline = Date.now() + cfg.drainSeconds * 1000;
     const tick = setInterval(() => {
-      const left = proxy.inFlight();
+      const left = inFlight();
       if (left === 0 || Date.now() >= deadline) {
         clearInterval(tick);
         if (left > 0)
@@ -131,4 +156,4 @@ function main(): void {
   process.once("SIGINT", () => drain("SIGINT"));
 }
 
-main();
+void main();

@@ -23,6 +23,8 @@ export interface StoreOptions {
 
 export class TableStore {
   current: CompiledTable | undefined;
+  /** The same table for gRPC calls: its peers are the table's `grpcEndpoints`. */
+  grpc: CompiledTable | undefined;
   readonly hop: HopKeys;
   private readonly opts: StoreOptions;
   private warnedDerived = false;
@@ -65,6 +67,7 @@ export class TableStore {
     }
     const compiled = compileTable(table);
     this.current = compiled;
+    this.grpc = compileTable({ ...table, endpoints: table.grpcEndpoints ?? {} });
     this.opts.onChange?.(compiled);
     return { applied: true };
   }

@@ -65,9 +65,7 @@ export interface Attempted {
  * | any  | other    | any                         | -           | 502                      |
  */
 export type RetryPlan =
-  | { do: "again" }
-  | { do: "next"; markDown: boolean }
-  | { do: "fail"; status: 502 | 504 };
+  { do: "again" } | { do: "next"; markDown: boolean } | { do: "fail"; status: 502 | 504 };
 
 export function planRetry(a: Attempted): RetryPlan {
   const replayable = a.bodyless && IDEMPOTENT.has(a.method);

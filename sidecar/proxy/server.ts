@@ -316,4 +316,3 @@ function gone(x: Exchange): Response {
   x.restore();
   return new Response(null, { status: 499 as number });
 }
-

@@ -143,7 +143,11 @@ export function createWebSocketRelay(deps: RelayDeps): WebSocketRelay {
         }
       } else if (d.fallback !== undefined) metrics.fellBack(d.fallback);
       const host = peer ?? deps.app;
-      const opened = await openUpstream(`ws://${host.host}:${host.port}${target}`, headers, protocols);
+      const opened = await openUpstream(
+        `ws://${host.host}:${host.port}${target}`,
+        headers,
+        protocols,
+      );
       if (!opened.ok) {
         const kind = errorKind(opened.error, peer ? "peer" : "app");
         metrics.upstreamError(kind);

@@ -38,7 +38,8 @@ export type RouteReason =
   | "blue-green-promoted"
   | "blue-green-preview"
   | "sticky"
-  | "random";
+  | "random"
+  | "health";
 
 export type Decision =
   /** `fallback` names the wanted version when it had no peer (counted as a fallback). */
@@ -54,6 +55,7 @@ export const REASON_TEXT: Record<RouteReason, string> = {
   "blue-green-preview": "blue-green preview: traffic stays on stable unless a match rule applies",
   sticky: "weight split on the sticky key's bucket",
   random: "weight split on a random bucket",
+  health: "a gRPC health check (grpc.health.v1): the kubelet asking about this pod, answered here",
 };
 
 /** Cookie value by name from a Cookie header (`a=1; b=2`), without building a map. */

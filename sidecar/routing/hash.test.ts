@@ -43,8 +43,7 @@ describe("weight split: distribution accuracy", () => {
       const roll = seeded(42 + weight);
       let release = 0;
       for (let i = 0; i < N; i++) {
-        if ("forward" in decide(viewOf("/", new Headers(), false), t, "v1", roll))
-          release++;
+        if ("forward" in decide(viewOf("/", new Headers(), false), t, "v1", roll)) release++;
       }
       expect(Math.abs(release - N * p)).toBeLessThanOrEqual(bound(p));
     });
@@ -83,21 +82,11 @@ describe("sticky split: stickiness and monotonic growth", () => {
     for (const key of keys.slice(0, 2_000)) {
       const first =
         "forward" in
-        decide(
-          viewOf("/", new Headers({ cookie: `uid=${key}` }), false),
-          t,
-          "v1",
-          Math.random,
-        );
+        decide(viewOf("/", new Headers({ cookie: `uid=${key}` }), false), t, "v1", Math.random);
       for (let i = 0; i < 5; i++) {
         const again =
           "forward" in
-          decide(
-            viewOf("/", new Headers({ cookie: `uid=${key}` }), false),
-            t,
-            "v1",
-            Math.random,
-          );
+          decide(viewOf("/", new Headers({ cookie: `uid=${key}` }), false), t, "v1", Math.random);
         expect(again).toBe(first);
       }
       if (first) released++;
@@ -116,12 +105,7 @@ describe("sticky split: stickiness and monotonic growth", () => {
         keys.filter(
           (k) =>
             "forward" in
-            decide(
-              viewOf("/", new Headers({ "x-user-id": k }), false),
-              t,
-              "v1",
-              Math.random,
-            ),
+            decide(viewOf("/", new Headers({ "x-user-id": k }), false), t, "v1", Math.random),
         ),
       );
       for (const k of previous) expect(now.has(k)).toBe(true);

@@ -16,7 +16,9 @@ async function pickDigest(): Promise<Digest> {
   }
   const { createHash, createHmac } = await import("node:crypto");
   return (key, text) =>
-    key ? createHmac("sha256", key).update(text).digest() : createHash("sha256").update(text).digest();
+    key
+      ? createHmac("sha256", key).update(text).digest()
+      : createHash("sha256").update(text).digest();
 }
 
 const digest = await pickDigest();
