@@ -3,6 +3,7 @@
  * an opted-in namespace whose Deployments the stand-in kubelet runs as processes; a test
  * client subscribes to the route stream over TLS with a real TokenRequest token.
  */
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABEL } from "../../shared/annotations.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
@@ -223,6 +224,47 @@ describe("controller: routing tables from a real apiserver", () => {
     await waitForPhase(client(), NS, "shop-v2", "Promoted", 15_000);
     await annotate(client(), NS, "shop-v2", { "verso.dev/promote": "false" });
     await stream.until("switched back", (t) => t.release?.weight === 0);
+  });
+
+  it("an app with a gRPC port gets grpcEndpoints on the proxy's gRPC listener; others do not", async () => {
+    await client().create(
+      `/apis/apps/v1/namespaces/${NS}/deployments`,
+      deployment("rpc-v1", "v1", 1, {
+        app: "rpc",
+        extraPorts: [{ name: "grpc", containerPort: 9090 }],
+      }),
+    );
+    const rpc = await waitFor(
+      "rpc route stream",
+      () => openStream(url(), ca(), NS, "rpc", token),
+      30_000,
+      500,
+    );
+    try {
+      const t = await rpc.until(
+        "rpc v1 ready with a gRPC endpoint",
+        (t) => t.endpoints.v1?.length === 1 && t.grpcEndpoints?.v1?.length === 1,
+        120_000,
+      );
+      const http = t.endpoints.v1?.[0] ?? "";
+      const grpc = t.grpcEndpoints?.v1?.[0] ?? "";
+      expect(grpc).toMatch(/^127\.0\.\d+\.\d+:15007$/);
+      expect(grpc.replace(/:15007$/, "")).toBe(http.replace(/:15006$/, ""));
+      // The injected proxy really listens there (the env contract reached a real proxy).
+      const [host, port] = [grpc.replace(/:\d+$/, ""), 15007];
+      await new Promise<void>((resolve, reject) => {
+        const socket = connect({ host, port }, () => {
+          socket.end();
+          resolve();
+        });
+        socket.on("error", reject);
+      });
+    } finally {
+      rpc.close();
+      await client().delete(`/apis/apps/v1/namespaces/${NS}/deployments/rpc-v1`);
+    }
+    // The shop app never had a gRPC port: its table carries no grpcEndpoints at all.
+    expect(stream.latest()).not.toHaveProperty("grpcEndpoints");
   });
 
   it("opting the namespace out stops its tables; opting in again brings them back", async () => {

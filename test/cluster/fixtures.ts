@@ -47,13 +47,15 @@ export interface DeploymentOptions {
   app?: string;
   annotations?: Record<string, string>;
   env?: Record<string, string>;
+  /** Container ports declared after `http` 8080 (e.g. a `grpc` port). */
+  extraPorts?: { name: string; containerPort: number }[];
 }
 
 export function deployment(
   name: string,
   version: string,
   replicas = 1,
-  { app = "shop", annotations, env }: DeploymentOptions = {},
+  { app = "shop", annotations, env, extraPorts = [] }: DeploymentOptions = {},
 ): object {
   const labels = { "app.kubernetes.io/name": app, "app.kubernetes.io/version": version };
   return {
@@ -70,7 +72,7 @@ export function deployment(
             {
               name: "app",
               image: `verso-demo:${version}`,
-              ports: [{ name: "http", containerPort: 8080 }],
+              ports: [{ name: "http", containerPort: 8080 }, ...extraPorts],
               ...(env && { env: Object.entries(env).map(([name, value]) => ({ name, value })) }),
               readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 1 },
             },

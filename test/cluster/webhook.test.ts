@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABEL } from "../../shared/annotations.ts";
-import { PROXY_CONTAINER } from "../../shared/pod-env.ts";
+import { ENV, GRPC_PORT_NAME, INIT_CONTAINER, PROXY_CONTAINER } from "../../shared/pod-env.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { sample } from "../harness/metrics.ts";
 import type { Pod } from "../harness/podTypes.ts";
@@ -94,6 +94,37 @@ describe("webhook called by a real apiserver", () => {
     expect(allContainers(dry)).toEqual(allContainers(real));
     expect(dry.metadata.labels).toEqual(real.metadata.labels);
     expect(await client().getOptional("/api/v1/namespaces/shop/pods/dry-1")).toBeUndefined();
+  });
+
+  it("gives a pod with a gRPC port the gRPC listener; the apiserver accepts the result", async () => {
+    // The harness's webhook runs with --capture port; this pod is never run, so it can ask
+    // for iptables capture and show verso-init's env too.
+    const pod = demoPod("rpc-1", { "verso.dev/capture": "iptables" });
+    const app = pod.spec.containers[0]!;
+    app.ports = [...(app.ports ?? []), { name: "grpc", containerPort: 9090 }];
+    // A kubelet gRPC probe (not in the harness's Probe type: its kubelet does not run them)
+    // must reach the apiserver untouched by the webhook and pass its validation.
+    const grpcProbe = { grpc: { port: 9090 }, periodSeconds: 5 };
+    app.readinessProbe = grpcProbe;
+    const created = await client().create<Pod>("/api/v1/namespaces/shop/pods", pod);
+    const all = [...(created.spec.initContainers ?? []), ...created.spec.containers];
+    const envOf = (name: string): Record<string, string | undefined> =>
+      Object.fromEntries(
+        (all.find((c) => c.name === name)?.env ?? []).map((e) => [e.name, e.value]),
+      );
+    expect(envOf(PROXY_CONTAINER)).toMatchObject({
+      [ENV.app]: "127.0.0.1:8080",
+      [ENV.grpcListen]: "0.0.0.0:15007",
+      [ENV.grpcApp]: "127.0.0.1:9090",
+    });
+    expect(envOf(INIT_CONTAINER)).toMatchObject({
+      [ENV.capturePorts]: "8080",
+      [ENV.captureGrpcPorts]: "9090",
+    });
+    const proxy = all.find((c) => c.name === PROXY_CONTAINER);
+    expect(proxy?.ports?.map((p) => p.name)).toContain(GRPC_PORT_NAME);
+    const stored = created.spec.containers.find((c) => c.name === "app");
+    expect(stored?.readinessProbe).toMatchObject({ grpc: { port: 9090 } });
   });
 
   it("is never called for kube-system, and is counted when it is called", async () => {

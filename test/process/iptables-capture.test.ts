@@ -4,6 +4,8 @@
  * "client" namespace joined by a veth pair. deploy/images/verso-init.sh (the init container's
  * script) installs the nat PREROUTING redirect; a client calling the pod's app port then goes
  * through the proxy, and the proxy's own call to the app is not looped (OUTPUT, not PREROUTING).
+ * The same for gRPC: an h2c app on 9090, the proxy's gRPC listener on 15007, and the script's
+ * VERSO_CAPTURE_GRPC_PORTS redirect between them, as the webhook injects for a gRPC port.
  * Skipped, with the reason printed, unless root with `ip` and `iptables` that can make netns.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -79,6 +81,21 @@ http.createServer((req, res) => {
   res.end(JSON.stringify({ hits, remote: req.socket.remoteAddress, xff: req.headers["x-forwarded-for"] ?? null }));
 }).listen(8080, "0.0.0.0");\n`,
     );
+    // A minimal h2c gRPC server: any method answers one empty message and status OK, and tells
+    // who called it (the proxy, from loopback) in a response header.
+    const grpcAppScript = join(dir, "grpc-app.mjs");
+    writeFileSync(
+      grpcAppScript,
+      `import http2 from "node:http2";
+http2.createServer((req, res) => {
+  req.resume();
+  req.on("end", () => {
+    res.writeHead(200, { "content-type": "application/grpc", "x-remote": req.socket.remoteAddress });
+    res.addTrailers({ "grpc-status": "0" });
+    res.end(Buffer.alloc(5));
+  });
+}).listen(9090, "0.0.0.0");\n`,
+    );
     const routes = join(dir, "routes.json");
     writeFileSync(routes, JSON.stringify({ app: "shop", revision: 1, endpoints: {} }));
     const spawnIn = (name: string, args: string[]) =>
@@ -89,6 +106,7 @@ http.createServer((req, res) => {
         logFile: join(dir, `${name}.log`),
       });
     procs.push(spawnIn("app", [NODE, appScript]));
+    procs.push(spawnIn("grpc-app", [NODE, grpcAppScript]));
     procs.push(
       spawnIn("proxy", [
         BUN,
@@ -105,6 +123,10 @@ http.createServer((req, res) => {
         "v1",
         "--routes",
         routes,
+        "--grpc-listen",
+        "0.0.0.0:15007",
+        "--grpc-app",
+        "127.0.0.1:9090",
       ]),
     );
     await waitFor(
@@ -163,5 +185,60 @@ http.createServer((req, res) => {
     // Inside the pod, the proxy's own path (127.0.0.1:8080) is not redirected.
     const local = inPod("curl", "-s", "-D", "-", "http://127.0.0.1:8080/");
     expect(local.toLowerCase()).not.toContain("x-verso-version");
+  });
+
+  it("verso-init redirects the gRPC port to the proxy's gRPC listener; a gRPC call goes through it", async () => {
+    const env = {
+      ...process.env,
+      VERSO_CAPTURE_PORTS: "8080",
+      VERSO_LISTEN: "0.0.0.0:15006",
+      VERSO_CAPTURE_GRPC_PORTS: "9090",
+      VERSO_GRPC_LISTEN: "0.0.0.0:15007",
+    };
+    for (let i = 0; i < 2; i++) {
+      execFileSync("ip", ["netns", "exec", POD_NS, "sh", INIT_SCRIPT], { env, encoding: "utf8" });
+    }
+    const rules = inPod("iptables", "-t", "nat", "-S");
+    expect(rules.match(/-A PREROUTING -p tcp -j VERSO_INBOUND/g)).toHaveLength(1);
+    expect(rules.match(/--dport 8080 -j REDIRECT --to-ports 15006/g)).toHaveLength(1);
+    expect(rules.match(/--dport 9090 -j REDIRECT --to-ports 15007/g)).toHaveLength(1);
+
+    const clientScript = join(dir, "grpc-client.mjs");
+    writeFileSync(
+      clientScript,
+      `import http2 from "node:http2";
+const session = http2.connect(process.argv[2]);
+const req = session.request({
+  ":method": "POST",
+  ":path": "/test.Echo/Say",
+  "content-type": "application/grpc",
+  te: "trailers",
+});
+const out = {};
+req.on("response", (h) => { out.headers = h; });
+req.on("trailers", (t) => { out.trailers = t; });
+req.resume();
+req.on("end", () => { console.log(JSON.stringify(out)); session.close(); });
+req.on("error", (e) => { console.log(JSON.stringify({ error: String(e) })); process.exit(1); });
+req.end(Buffer.alloc(5));\n`,
+    );
+    await waitFor(
+      "proxy's gRPC listener",
+      async () =>
+        inPod("sh", "-c", "ss -ltn | grep -c ':15007 ' || true").trim() !== "0" ? true : undefined,
+      15_000,
+      200,
+    );
+    const call = JSON.parse(inClient(NODE, clientScript, `http://${POD_IP}:9090`)) as {
+      headers?: Record<string, string>;
+      trailers?: Record<string, string>;
+    };
+    // Served through the proxy (its version header), by the app, from loopback: captured.
+    expect(call.headers?.["x-verso-version"]).toBe("v1");
+    expect(call.headers?.["x-remote"]).toBe("127.0.0.1");
+    expect(call.trailers?.["grpc-status"]).toBe("0");
+    // The HTTP port is still captured to the HTTP listener.
+    const http = inClient("curl", "-s", "-D", "-", `http://${POD_IP}:8080/`);
+    expect(http.toLowerCase()).toContain("x-verso-version: v1");
   });
 });

@@ -38,6 +38,63 @@ describe.skipIf(!usable)("verso-init.sh in a network namespace", () => {
     ]);
   });
 
+  it("redirects gRPC ports to the gRPC listener in the same chain, idempotently", () => {
+    const r = inNetns(`"${SCRIPT}" >/dev/null && "${SCRIPT}" >/dev/null && iptables -w -t nat -S`, {
+      VERSO_CAPTURE_PORTS: "8080",
+      VERSO_LISTEN: "0.0.0.0:15006",
+      VERSO_CAPTURE_GRPC_PORTS: "9090",
+      VERSO_GRPC_LISTEN: "0.0.0.0:15007",
+    });
+    expect(r.code, r.err).toBe(0);
+    const rules = r.out.split("\n").filter((l) => l.startsWith("-A "));
+    expect(rules).toEqual([
+      "-A PREROUTING -p tcp -j VERSO_INBOUND",
+      "-A VERSO_INBOUND -p tcp -m tcp --dport 8080 -j REDIRECT --to-ports 15006",
+      "-A VERSO_INBOUND -p tcp -m tcp --dport 9090 -j REDIRECT --to-ports 15007",
+    ]);
+  });
+
+  it("captures gRPC ports alone (a gRPC-only pod), to 15007 by default", () => {
+    const r = inNetns(`"${SCRIPT}" >/dev/null && iptables -w -t nat -S`, {
+      VERSO_CAPTURE_PORTS: "",
+      VERSO_CAPTURE_GRPC_PORTS: "9090,9091",
+    });
+    expect(r.code, r.err).toBe(0);
+    const rules = r.out.split("\n").filter((l) => l.startsWith("-A "));
+    expect(rules).toEqual([
+      "-A PREROUTING -p tcp -j VERSO_INBOUND",
+      "-A VERSO_INBOUND -p tcp -m tcp --dport 9090 -j REDIRECT --to-ports 15007",
+      "-A VERSO_INBOUND -p tcp -m tcp --dport 9091 -j REDIRECT --to-ports 15007",
+    ]);
+  });
+
+  it("refuses bad gRPC input before touching the rules already in place", () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ VERSO_CAPTURE_GRPC_PORTS: "9090,grpc" }, /bad port 'grpc' in VERSO_CAPTURE_GRPC_PORTS/],
+      [
+        { VERSO_CAPTURE_GRPC_PORTS: "9090", VERSO_GRPC_LISTEN: "0.0.0.0:x" },
+        /bad VERSO_GRPC_LISTEN/,
+      ],
+      [{ VERSO_CAPTURE_GRPC_PORTS: "8080" }, /port 8080 is in both/],
+    ];
+    for (const [env, message] of cases) {
+      // First a good run, then the bad one: the good rule must survive.
+      const r = inNetns(
+        `"${SCRIPT}" >/dev/null && VERSO_CAPTURE_GRPC_PORTS="$BAD_GRPC" VERSO_GRPC_LISTEN="$BAD_LISTEN" "${SCRIPT}"; echo "rc=$?"; iptables -w -t nat -S`,
+        {
+          VERSO_CAPTURE_PORTS: "8080",
+          BAD_GRPC: env.VERSO_CAPTURE_GRPC_PORTS ?? "",
+          BAD_LISTEN: env.VERSO_GRPC_LISTEN ?? "0.0.0.0:15007",
+        },
+      );
+      expect(r.err).toMatch(message);
+      expect(r.out).toContain("rc=1");
+      expect(r.out).toContain(
+        "-A VERSO_INBOUND -p tcp -m tcp --dport 8080 -j REDIRECT --to-ports 15006",
+      );
+    }
+  });
+
   it("installs nothing when there is nothing to capture", () => {
     const r = inNetns(`"${SCRIPT}" && iptables -w -t nat -S`, { VERSO_CAPTURE_PORTS: "" });
     expect(r.code).toBe(0);

@@ -22,7 +22,14 @@ import type { KubeApi } from "./kube.ts";
 import { startLeaderElection, type Leader } from "./leader.ts";
 import type { MetricsSource } from "./metrics/source.ts";
 import { createReleaseLoop, type ReleaseLoop } from "./reconcile.ts";
-import { buildTable, endpointsOf, releaseFor, resolvePolicy, selectRelease } from "./routes.ts";
+import {
+  buildTable,
+  endpointsOf,
+  grpcEndpointsOf,
+  releaseFor,
+  resolvePolicy,
+  selectRelease,
+} from "./routes.ts";
 import { createHub, type RouteHub } from "./stream.ts";
 import { watch, type Watched } from "./informer.ts";
 import {
@@ -154,6 +161,7 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
         app,
         release: rel,
         endpoints: endpointsOf(state.pods),
+        grpcEndpoints: grpcEndpointsOf(state.pods),
         hopKey: deriveHopKey(secret, ns, app),
       },
       hub.get(ns, app),

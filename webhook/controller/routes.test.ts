@@ -3,6 +3,7 @@ import { parsePolicy } from "../../shared/policy.ts";
 import {
   buildTable,
   endpointsOf,
+  grpcEndpointsOf,
   releaseFor,
   resolvePolicy,
   selectRelease,
@@ -198,13 +199,19 @@ describe("resolvePolicy and releaseFor", () => {
 });
 
 describe("endpointsOf and buildTable", () => {
-  const pod = (name: string, version: string, endpoint?: string): PodView => ({
+  const pod = (
+    name: string,
+    version: string,
+    endpoint?: string,
+    grpcEndpoint?: string,
+  ): PodView => ({
     namespace: "shop",
     name,
     app: "shop",
     version,
     endpoint,
     admin: undefined,
+    grpcEndpoint,
   });
   it("only ready pods, sorted", () => {
     expect(
@@ -238,5 +245,59 @@ describe("endpointsOf and buildTable", () => {
     );
     expect(t3.revision).toBe(9000);
     expect(t3).toMatchObject({ app: "shop", hopKey: "k", release: { weight: 5 } });
+  });
+
+  it("gRPC endpoints: only pods with a gRPC listener, sorted like endpoints", () => {
+    const pods = [
+      pod("a", "v2", "127.0.0.9:15006", "127.0.0.9:15007"),
+      pod("b", "v1", "127.0.0.3:15006", "127.0.0.3:15007"),
+      pod("c", "v1", "127.0.0.2:15006", "127.0.0.2:15007"),
+      pod("d", "v1", "127.0.0.4:15006"),
+      pod("e", "v1"),
+    ];
+    expect(grpcEndpointsOf(pods)).toEqual({
+      v1: ["127.0.0.2:15007", "127.0.0.3:15007"],
+      v2: ["127.0.0.9:15007"],
+    });
+    expect(Object.keys(grpcEndpointsOf(pods))).toEqual(["v1", "v2"]);
+    expect(grpcEndpointsOf([pod("d", "v1", "127.0.0.4:15006")])).toEqual({});
+  });
+
+  it("emits grpcEndpoints only when a pod has one: other tables stay byte-identical", () => {
+    const input = {
+      app: "shop",
+      release: undefined,
+      endpoints: { v1: ["127.0.0.2:15006"] },
+      hopKey: "k",
+    };
+    const without = buildTable(input, undefined, 1000);
+    const withEmpty = buildTable({ ...input, grpcEndpoints: {} }, undefined, 1000);
+    expect(JSON.stringify(withEmpty)).toBe(JSON.stringify(without));
+    expect(JSON.stringify(without)).toBe(
+      '{"app":"shop","revision":1000,"endpoints":{"v1":["127.0.0.2:15006"]},"hopKey":"k"}',
+    );
+    // An empty map does not count as a change either.
+    expect(buildTable({ ...input, grpcEndpoints: {} }, without, 2000)).toBe(without);
+  });
+
+  it("a change in gRPC endpoints alone is a new revision", () => {
+    const input = {
+      app: "shop",
+      release: undefined,
+      endpoints: { v1: ["127.0.0.2:15006"] },
+      hopKey: "k",
+    };
+    const t1 = buildTable(input, undefined, 1000);
+    const t2 = buildTable({ ...input, grpcEndpoints: { v1: ["127.0.0.2:15007"] } }, t1, 1000);
+    expect(t2).not.toBe(t1);
+    expect(t2.revision).toBe(1001);
+    expect(t2.grpcEndpoints).toEqual({ v1: ["127.0.0.2:15007"] });
+    expect(buildTable({ ...input, grpcEndpoints: { v1: ["127.0.0.2:15007"] } }, t2, 5000)).toBe(t2);
+    const t3 = buildTable({ ...input, grpcEndpoints: { v1: ["127.0.0.3:15007"] } }, t2, 1000);
+    expect(t3.revision).toBe(1002);
+    // The last gRPC pod gone: the field leaves the table, and that is a change too.
+    const t4 = buildTable(input, t3, 1000);
+    expect(t4.revision).toBe(1003);
+    expect(t4).not.toHaveProperty("grpcEndpoints");
   });
 });

@@ -77,8 +77,7 @@ export const promoted = (
   policy: ReleasePolicy,
   status: ReleaseStatus | undefined,
   version: string,
-): boolean =>
-  policy.promote || (status?.version === version && status.phase === "Promoted");
+): boolean => policy.promote || (status?.version === version && status.phase === "Promoted");
 
 export function weightFor(
   policy: ReleasePolicy,
@@ -115,18 +114,37 @@ export function releaseFor(d: DeploymentView, resolved: ResolvedPolicy): Release
   return release;
 }
 
-export function endpointsOf(pods: readonly PodView[]): Record<string, string[]> {
+/**
+ * version -> sorted endpoints, versions sorted. `pick` chooses which address of a pod:
+ * its HTTP endpoint (the default) or its gRPC one (grpcEndpointsOf).
+ */
+export function endpointsOf(
+  pods: readonly PodView[],
+  pick: (p: PodView) => string | undefined = (p) => p.endpoint,
+): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const p of pods) {
-    if (p.endpoint === undefined) continue;
-    (out[p.version] ??= []).push(p.endpoint);
+    const endpoint = pick(p);
+    if (endpoint === undefined) continue;
+    (out[p.version] ??= []).push(endpoint);
   }
   for (const list of Object.values(out)) list.sort();
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
 }
 
+/** The ready pods' gRPC listeners, by version; empty when no pod of the app has one. */
+export const grpcEndpointsOf = (pods: readonly PodView[]): Record<string, string[]> =>
+  endpointsOf(pods, (p) => p.grpcEndpoint);
+
+/** Everything a proxy acts on: a change in any of it is a new revision. */
 const contentOf = (t: Omit<RoutingTable, "revision">): string =>
-  JSON.stringify([t.app, t.release ?? null, t.endpoints, t.hopKey ?? null]);
+  JSON.stringify([
+    t.app,
+    t.release ?? null,
+    t.endpoints,
+    t.grpcEndpoints ?? null,
+    t.hopKey ?? null,
+  ]);
 
 /**
  * The table for an app, or `prev` itself when nothing changed. A new revision is
@@ -138,12 +156,17 @@ export function buildTable(
     app: string;
     release: Release | undefined;
     endpoints: Record<string, string[]>;
+    /** Omitted from the table when empty, so apps without gRPC get the tables they always had. */
+    grpcEndpoints?: Record<string, string[]>;
     hopKey?: string;
   },
   prev: RoutingTable | undefined,
   now: number,
 ): RoutingTable {
   const next: RoutingTable = { app: input.app, revision: 0, endpoints: input.endpoints };
+  if (input.grpcEndpoints && Object.keys(input.grpcEndpoints).length > 0) {
+    next.grpcEndpoints = input.grpcEndpoints;
+  }
   if (input.release) next.release = input.release;
   if (input.hopKey !== undefined) next.hopKey = input.hopKey;
   if (prev && contentOf(prev) === contentOf(next)) return prev;

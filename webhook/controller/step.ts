@@ -314,10 +314,7 @@ function pending(s: ReleaseStatus, prev: ReleaseStatus, deadlineExceeded: boolea
 }
 
 /** What each rule sends to the release now (see ReleaseStatus.match). */
-function ruleWeights(
-  policy: ReleasePolicy,
-  s: ReleaseStatus,
-): ReleaseStatus["match"] | undefined {
+function ruleWeights(policy: ReleasePolicy, s: ReleaseStatus): ReleaseStatus["match"] | undefined {
   if (!policy.match || policy.match.length === 0) return undefined;
   // As in the table (releaseFor): a failed release has no rules, a promoted one takes all.
   if (s.phase === "Failed" || s.phase === "Promoted" || policy.promote) return undefined;

@@ -4,9 +4,10 @@
  * so a Deployment's app/version is exactly what the webhook writes on its pods.
  */
 import { createHash } from "node:crypto";
-import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
+import type { V1Container, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { LABEL } from "../../shared/annotations.ts";
-import { PROXY_PORT } from "../../shared/pod-env.ts";
+import { splitHostPort } from "../../shared/net.ts";
+import { ENV, GRPC_PORT_NAME, PROXY_CONTAINER, PROXY_PORT } from "../../shared/pod-env.ts";
 import { deriveIdentity } from "../mutation/identity.ts";
 import type { Pod } from "../mutation/pod.ts";
 
@@ -36,6 +37,11 @@ export interface PodView {
   endpoint: string | undefined;
   /** `podIP:15020` (the proxy's admin server, for scraping) when ready. */
   admin: string | undefined;
+  /**
+   * `podIP:15007` (the proxy's gRPC listener) when ready and the webhook gave the proxy one;
+   * undefined otherwise, so pods injected without gRPC never appear in grpcEndpoints.
+   */
+  grpcEndpoint: string | undefined;
 }
 
 const epoch = (d: Date | string | undefined): number => {
@@ -90,6 +96,27 @@ export function toDeploymentView(d: V1Deployment): DeploymentView {
   };
 }
 
+/**
+ * The port of the injected proxy's gRPC listener, read from the pod the webhook wrote:
+ *
+ *   proxy container has env VERSO_GRPC_LISTEN (a host:port value) -> its port
+ *   else it has a container port named verso-grpc                  -> that port
+ *   else (no gRPC port in the pod, no proxy, or injected before gRPC) -> none
+ *
+ * The env comes first because it is what the proxy binds; the named port is what a Service
+ * targets, and the webhook always writes both with the same number.
+ */
+export function proxyGrpcPort(p: V1Pod): number | undefined {
+  const spec = p.spec;
+  const all: V1Container[] = [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])];
+  const proxy = all.find((c) => c.name === PROXY_CONTAINER);
+  if (!proxy) return undefined;
+  const listen = proxy.env?.find((e) => e.name === ENV.grpcListen)?.value;
+  const fromEnv = listen !== undefined ? splitHostPort(listen)?.port : undefined;
+  if (fromEnv !== undefined && fromEnv > 0) return fromEnv;
+  return proxy.ports?.find((port) => port.name === GRPC_PORT_NAME)?.containerPort;
+}
+
 /** Undefined for pods the webhook did not label (not part of any app). */
 export function toPodView(p: V1Pod): PodView | undefined {
   const meta = p.metadata ?? {};
@@ -105,7 +132,17 @@ export function toPodView(p: V1Pod): PodView | undefined {
   // in port mode the Service targets it too.
   const endpoint = ready && ip ? formatEndpoint(ip, PROXY_PORT.inbound) : undefined;
   const admin = ready && ip ? formatEndpoint(ip, PROXY_PORT.admin) : undefined;
-  return { namespace: meta.namespace ?? "", name: meta.name ?? "", app, version, endpoint, admin };
+  const grpcPort = ready && ip ? proxyGrpcPort(p) : undefined;
+  const grpcEndpoint = ip && grpcPort !== undefined ? formatEndpoint(ip, grpcPort) : undefined;
+  return {
+    namespace: meta.namespace ?? "",
+    name: meta.name ?? "",
+    app,
+    version,
+    endpoint,
+    admin,
+    grpcEndpoint,
+  };
 }
 
 const formatEndpoint = (ip: string, port: number): string =>

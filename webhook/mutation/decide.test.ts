@@ -94,6 +94,24 @@ const table: { name: string; pod: Pod; ns?: string; reasons: ReasonCode[] | "inj
     pod: pod({ annotations: { "verso.dev/ports": "http" } }),
     reasons: ["invalid_annotation"],
   },
+  {
+    name: "bad protocol annotation",
+    pod: pod({ annotations: { "verso.dev/protocol": "8080=websocket" } }),
+    reasons: ["invalid_annotation"],
+  },
+  {
+    name: "protocol annotation names a port that is not an app port",
+    pod: pod({ annotations: { "verso.dev/protocol": "9090=grpc" } }),
+    reasons: ["invalid_annotation"],
+  },
+  {
+    name: "protocol annotation names an excluded port",
+    pod: pod({
+      containers: [{ name: "a", ports: [{ containerPort: 8080 }, { containerPort: 9090 }] }],
+      annotations: { "verso.dev/protocol": "9090=grpc", "verso.dev/exclude-ports": "9090" },
+    }),
+    reasons: ["invalid_annotation"],
+  },
   { name: "no app label", pod: pod({ labels: { tier: "web" } }), reasons: ["no_app_identity"] },
   {
     name: "app label sanitises to empty",
@@ -130,6 +148,23 @@ const table: { name: string; pod: Pod; ns?: string; reasons: ReasonCode[] | "inj
     pod: pod({ containers: [{ name: "app", ports: [{ containerPort: 15006 }] }] }),
     reasons: ["port_conflict"],
   },
+  {
+    name: "15007 is free for a pod without gRPC",
+    pod: pod({ containers: [{ name: "app", ports: [{ containerPort: 15007 }] }] }),
+    reasons: "inject",
+  },
+  {
+    name: "15007 is the proxy's when the pod has a gRPC port",
+    pod: pod({
+      containers: [
+        {
+          name: "app",
+          ports: [{ containerPort: 15007 }, { containerPort: 9090, name: "grpc" }],
+        },
+      ],
+    }),
+    reasons: ["port_conflict"],
+  },
 ];
 
 describe("decide", () => {
@@ -153,6 +188,99 @@ describe("decide", () => {
     );
     expect(d.inject && d.plan.ports).toEqual([8080, 7070]);
     expect(d.inject && d.plan.capturePorts).toEqual([8080]);
+  });
+
+  it("the routed HTTP port is the first HTTP port; the first gRPC port is captured to gRPC", () => {
+    const d = decide(
+      pod({
+        containers: [
+          {
+            name: "a",
+            ports: [
+              { containerPort: 9090, name: "grpc" },
+              { containerPort: 8080, name: "http" },
+              { containerPort: 9091, name: "grpc-admin" },
+              { containerPort: 8081 },
+            ],
+          },
+        ],
+      }),
+      "demo",
+      DEFAULT_INJECT,
+    );
+    if (!d.inject) throw new Error("expected injection");
+    expect(d.plan).toMatchObject({
+      ports: [9090, 8080, 9091, 8081],
+      routedPort: 8080,
+      grpcPorts: [9090, 9091],
+      capturePorts: [8080],
+      // One port per listener: the proxy cannot tell which port a redirected call was for.
+      captureGrpcPorts: [9090],
+    });
+  });
+
+  it("a pod with only gRPC ports captures nothing to the HTTP listener", () => {
+    const d = decide(
+      pod({ containers: [{ name: "a", ports: [{ containerPort: 9090, name: "grpc" }] }] }),
+      "demo",
+      DEFAULT_INJECT,
+    );
+    if (!d.inject) throw new Error("expected injection");
+    expect(d.plan).toMatchObject({
+      routedPort: 9090,
+      grpcPorts: [9090],
+      capturePorts: [],
+      captureGrpcPorts: [9090],
+    });
+  });
+
+  it("the protocol annotation overrides port names and covers undeclared verso.dev/ports", () => {
+    const d = decide(
+      pod({
+        containers: [{ name: "a", ports: [{ containerPort: 9090, name: "grpc" }] }],
+        annotations: {
+          "verso.dev/ports": "9090,8080,7070",
+          "verso.dev/protocol": "9090=http, 7070=h2c",
+        },
+      }),
+      "demo",
+      DEFAULT_INJECT,
+    );
+    if (!d.inject) throw new Error("expected injection");
+    expect(d.plan).toMatchObject({ routedPort: 9090, grpcPorts: [7070] });
+  });
+
+  it("rewrites tcp/http probes on the captured gRPC port, never grpc probes", () => {
+    const grpcProbe = { grpc: { port: 9090 }, periodSeconds: 5 };
+    const d = decide(
+      pod({
+        containers: [
+          {
+            name: "a",
+            ports: [{ containerPort: 9090, name: "grpc" }],
+            readinessProbe: grpcProbe,
+            livenessProbe: { tcpSocket: { port: "grpc" }, periodSeconds: 7 },
+          },
+        ],
+      }),
+      "demo",
+      DEFAULT_INJECT,
+    );
+    if (!d.inject) throw new Error("expected injection");
+    expect(d.plan.probeRewrites.map((r) => r.field)).toEqual(["livenessProbe"]);
+    expect(d.plan.probes).toEqual({ "/app-health/a/livez": { kind: "tcp", port: 9090 } });
+  });
+
+  it("names the unknown protocol port in the warning detail", () => {
+    const d = decide(
+      pod({ annotations: { "verso.dev/protocol": "8080=http,7777=grpc" } }),
+      "demo",
+      DEFAULT_INJECT,
+    );
+    expect(d.inject === false && d.details).toEqual([
+      'verso.dev/protocol="8080=http,7777=grpc": port 7777 is not an app port ' +
+        "(declared TCP containerPorts or verso.dev/ports, minus verso.dev/exclude-ports)",
+    ]);
   });
 
   it("port capture captures nothing and rewrites no probe", () => {

@@ -24,8 +24,13 @@ export function appPorts(candidates: readonly number[], exclude: ReadonlySet<num
   return [...new Set(candidates)].filter((p) => !exclude.has(p));
 }
 
-export const isProxyPort = (p: number): boolean =>
-  p === PROXY_PORT.inbound || p === PROXY_PORT.admin;
+/**
+ * A port the proxy itself listens on. 15007 only counts when the pod has a gRPC port: only
+ * then does the proxy open its gRPC listener, and pods that declared 15007 before gRPC
+ * support existed keep being injected.
+ */
+export const isProxyPort = (p: number, grpc = false): boolean =>
+  p === PROXY_PORT.inbound || p === PROXY_PORT.admin || (grpc && p === PROXY_PORT.grpc);
 
 /** A probe's port: a number, or a name resolved against the probed container's ports. */
 export function resolvePort(container: Container, port: number | string): number | undefined {

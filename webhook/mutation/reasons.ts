@@ -31,7 +31,8 @@ export const REASON_TEXT: Record<ReasonCode, string> = {
   invalid_annotation: "a verso.dev/ annotation on the pod has an invalid value",
   no_app_identity: "no app name: set verso.dev/app, or the label app.kubernetes.io/name or app",
   no_ports: "no TCP port to route: declare a containerPort or set verso.dev/ports",
-  port_conflict: "an app port collides with the proxy's ports 15006/15020",
+  port_conflict:
+    "an app port collides with the proxy's ports 15006/15020 (and 15007 when the pod has a gRPC port)",
 };
 
 /** Skips that deserve a warning to the user (the others are deliberate choices). */

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ENV, PROXY_CONTAINER } from "../../shared/pod-env.ts";
+import {
+  ENV,
+  GRPC_PORT_NAME,
+  INIT_CONTAINER,
+  PROXY_CONTAINER,
+  PROXY_PORT,
+} from "../../shared/pod-env.ts";
 import { DEFAULT_INJECT } from "./config.ts";
 import { mutatePod } from "./mutate.ts";
 import type { Container, Pod } from "./pod.ts";
@@ -52,6 +58,55 @@ describe("applyPlan", () => {
     expect(proxy.image).toBe("reg.example/verso/sidecar:9");
     expect(envOf(proxy)[ENV.controllerUrl]).toBe("https://ctl:8443");
     expect(proxy.resources).toEqual(config.resources);
+  });
+
+  it("gives the proxy the gRPC listener only when the pod has a gRPC port", () => {
+    const plain = decide(pod(), "demo", DEFAULT_INJECT);
+    if (!plain.inject) throw new Error("expected injection");
+    const plainPod = applyPlan(pod(), plain.plan, DEFAULT_INJECT);
+    const plainProxy = proxyOf(plainPod);
+    expect(envOf(plainProxy)).not.toHaveProperty(ENV.grpcListen);
+    expect(plainProxy.ports?.map((p) => p.name)).not.toContain(GRPC_PORT_NAME);
+    const plainInit = plainPod.spec.initContainers?.find((c) => c.name === INIT_CONTAINER);
+    expect(envOf(plainInit!)).not.toHaveProperty(ENV.captureGrpcPorts);
+
+    const grpcPod = (): Pod => ({
+      metadata: { labels: { app: "shop" } },
+      spec: {
+        containers: [
+          {
+            name: "shop",
+            ports: [
+              { containerPort: 8080, name: "http" },
+              { containerPort: 9090, name: "grpc" },
+            ],
+          },
+        ],
+      },
+    });
+    const d = decide(grpcPod(), "demo", DEFAULT_INJECT);
+    if (!d.inject) throw new Error("expected injection");
+    const out = applyPlan(grpcPod(), d.plan, DEFAULT_INJECT);
+    const proxy = proxyOf(out);
+    expect(envOf(proxy)).toMatchObject({
+      [ENV.app]: "127.0.0.1:8080",
+      [ENV.grpcListen]: "0.0.0.0:15007",
+      [ENV.grpcApp]: "127.0.0.1:9090",
+      [ENV.capturePorts]: "8080",
+      [ENV.captureGrpcPorts]: "9090",
+    });
+    expect(proxy.ports).toContainEqual({
+      name: GRPC_PORT_NAME,
+      containerPort: PROXY_PORT.grpc,
+      protocol: "TCP",
+    });
+    const init = out.spec.initContainers?.find((c) => c.name === INIT_CONTAINER);
+    expect(envOf(init!)).toEqual({
+      [ENV.capturePorts]: "8080",
+      [ENV.listen]: "0.0.0.0:15006",
+      [ENV.captureGrpcPorts]: "9090",
+      [ENV.grpcListen]: "0.0.0.0:15007",
+    });
   });
 
   it("does not modify its input", () => {

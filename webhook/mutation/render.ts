@@ -6,6 +6,7 @@ import { ANNOTATION, LABEL } from "../../shared/annotations.ts";
 import {
   ADMIN_PORT_NAME,
   ENV,
+  GRPC_PORT_NAME,
   INIT_CONTAINER,
   PROXY_CONTAINER,
   PROXY_PORT,
@@ -30,6 +31,8 @@ const fieldEnv = (name: string, fieldPath: string): JsonObject => ({
   valueFrom: { fieldRef: { apiVersion: "v1", fieldPath } },
 });
 
+const GRPC_LISTEN = `0.0.0.0:${PROXY_PORT.grpc}`;
+
 const adminGet = (path: string): HttpGetAction => ({
   path,
   port: PROXY_PORT.admin,
@@ -39,7 +42,7 @@ const adminGet = (path: string): HttpGetAction => ({
 function proxyEnv(plan: Plan, config: InjectConfig): JsonObject[] {
   const env: JsonObject[] = [
     { name: ENV.listen, value: `0.0.0.0:${PROXY_PORT.inbound}` },
-    { name: ENV.app, value: `127.0.0.1:${plan.ports[0]}` },
+    { name: ENV.app, value: `127.0.0.1:${plan.routedPort}` },
     { name: ENV.admin, value: `0.0.0.0:${PROXY_PORT.admin}` },
     { name: ENV.appName, value: plan.identity.app },
     { name: ENV.version, value: plan.identity.version },
@@ -54,8 +57,17 @@ function proxyEnv(plan: Plan, config: InjectConfig): JsonObject[] {
     { name: ENV.capture, value: plan.capture },
     { name: ENV.logLevel, value: plan.logLevel },
   ];
+  // Only pods with a gRPC port get the gRPC listener: every other pod stays as it was.
+  const grpcPort = plan.grpcPorts[0];
+  if (grpcPort !== undefined) {
+    env.push({ name: ENV.grpcListen, value: GRPC_LISTEN });
+    env.push({ name: ENV.grpcApp, value: `127.0.0.1:${grpcPort}` });
+  }
   if (plan.capturePorts.length > 0) {
     env.push({ name: ENV.capturePorts, value: plan.capturePorts.join(",") });
+  }
+  if (plan.captureGrpcPorts.length > 0) {
+    env.push({ name: ENV.captureGrpcPorts, value: plan.captureGrpcPorts.join(",") });
   }
   if (Object.keys(plan.probes).length > 0) {
     env.push({ name: ENV.probes, value: JSON.stringify(plan.probes) });
@@ -71,6 +83,10 @@ export function proxyContainer(plan: Plan, config: InjectConfig): Container {
     env: proxyEnv(plan, config),
     ports: [
       { name: PROXY_PORT_NAME, containerPort: PROXY_PORT.inbound, protocol: "TCP" },
+      // Named so a Service can target it in `port` capture, and the controller can find it.
+      ...(plan.grpcPorts.length > 0
+        ? [{ name: GRPC_PORT_NAME, containerPort: PROXY_PORT.grpc, protocol: "TCP" }]
+        : []),
       { name: ADMIN_PORT_NAME, containerPort: PROXY_PORT.admin, protocol: "TCP" },
     ],
     resources: {
@@ -104,6 +120,12 @@ export function initContainer(plan: Plan, config: InjectConfig): Container {
     env: [
       { name: ENV.capturePorts, value: plan.capturePorts.join(",") },
       { name: ENV.listen, value: `0.0.0.0:${PROXY_PORT.inbound}` },
+      ...(plan.captureGrpcPorts.length > 0
+        ? [
+            { name: ENV.captureGrpcPorts, value: plan.captureGrpcPorts.join(",") },
+            { name: ENV.grpcListen, value: GRPC_LISTEN },
+          ]
+        : []),
     ],
     resources: {
       requests: { cpu: "10m", memory: "16Mi" },

@@ -28,6 +28,7 @@ describe("parseTunables", () => {
         resources: DEFAULT_INJECT.resources,
         ports: undefined,
         excludePorts: new Set(),
+        protocols: new Map(),
       },
     });
   });
@@ -38,6 +39,16 @@ describe("parseTunables", () => {
     ["verso.dev/log-level", "debug", { logLevel: "debug" }],
     ["verso.dev/ports", "9000,9001", { ports: [9000, 9001] }],
     ["verso.dev/exclude-ports", "9090", { excludePorts: new Set([9090]) }],
+    [
+      "verso.dev/protocol",
+      "9090=grpc,8080=http",
+      {
+        protocols: new Map([
+          [9090, "grpc"],
+          [8080, "http"],
+        ]),
+      },
+    ],
     [
       "verso.dev/proxy-cpu",
       "250m",
@@ -71,6 +82,8 @@ describe("parseTunables", () => {
     ["verso.dev/exclude-ports", "-1"],
     ["verso.dev/proxy-cpu", "fast"],
     ["verso.dev/proxy-memory", "64MB"],
+    ["verso.dev/protocol", "9090=websocket"],
+    ["verso.dev/protocol", "grpc"],
   ])("%s: %s is rejected, naming the annotation", (key, value) => {
     const t = parseTunables({ [key]: value }, DEFAULT_INJECT);
     expect(t.ok).toBe(false);

@@ -13,6 +13,7 @@ import {
   isCaptureMode,
   isQuantity,
 } from "./config.ts";
+import { parseProtocolList, PROTOCOL_HINT, type PortProtocol } from "./protocols.ts";
 
 export interface Tunables {
   capture: CaptureMode;
@@ -22,6 +23,11 @@ export interface Tunables {
   /** verso.dev/ports, when set: the app ports in order (first = routed). */
   ports: number[] | undefined;
   excludePorts: ReadonlySet<number>;
+  /**
+   * verso.dev/protocol: port -> protocol as written (empty when unset). Whether each port is
+   * an app port is checked by decide(), which knows the pod's ports.
+   */
+  protocols: ReadonlyMap<number, PortProtocol>;
 }
 
 export function parsePortList(text: string): number[] | undefined {
@@ -111,6 +117,14 @@ export function parseTunables(
     else excludePorts = new Set(list);
   }
 
+  let protocols: ReadonlyMap<number, PortProtocol> = new Map();
+  const protocolRaw = annotations[ANNOTATION.protocol];
+  if (protocolRaw !== undefined) {
+    const parsed = parseProtocolList(protocolRaw);
+    if (parsed.ok) protocols = parsed.value;
+    else bad(ANNOTATION.protocol, `${parsed.error}; ${PROTOCOL_HINT}`);
+  }
+
   if (problems.length > 0) return err(problems);
-  return ok({ capture, nativeSidecar, logLevel, resources, ports, excludePorts });
+  return ok({ capture, nativeSidecar, logLevel, resources, ports, excludePorts, protocols });
 }
