@@ -2,7 +2,8 @@
  * Proxy benchmark: one run, same machine, same upstream app, same load for every row.
  *
  *   direct         client -> app (the latency baseline; always runs)
- *   verso-local    client -> Verso on Bun, serving locally -> app. Routing is on: the table
+ *   verso-local    client -> Verso on Bun (the image's bundle, `bun build` as Dockerfile.sidecar;
+ *                  --ts runs sidecar/main.ts instead), serving locally -> app. Routing is on: the table
  *                  has a release whose match rules do not match and whose canary weight is 0,
  *                  so decide() evaluates the rules and the split on every request.
  *   verso-forward  client -> Verso v1 -> Verso v2 (hop token) -> app, both on Bun (weight 100)
@@ -34,7 +35,7 @@
  *
  *   node bench/proxy.ts [--seconds 5] [--rounds 5] [--only verso-local,nginx] [--rate 1000]
  *     [--warmup 3] [--connections 32] [--pace-connections 10] [--uploads 4] [--upload-mb 100]
- *     [--before 33045cc] [--no-pin] [--json FILE]
+ *     [--before 33045cc] [--no-pin] [--ts] [--json FILE]
  * Needs wrk and taskset (`make bench-tools`); nginx is skipped with a note when absent.
  * Prints markdown tables and the issue's targets (met or not) to stdout, progress to stderr.
  */
@@ -50,6 +51,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { PROXY_RUNTIME_ENV } from "../shared/pod-env.ts";
+import { bundleProxy } from "../test/harness/compiled.ts";
 import { BUN, NODE, REPO_ROOT, SIDECAR_MAIN } from "../test/harness/paths.ts";
 import { freePort, sleep, waitFor } from "../test/harness/ports.ts";
 import { installExitHandlers, startProcess, stopAll } from "../test/harness/processes.ts";
@@ -82,6 +84,8 @@ const { values } = parseArgs({
     before: { type: "string", default: "33045cc" },
     pin: { type: "boolean", default: true },
     json: { type: "string" },
+    // The image runs the bundle (Dockerfile.sidecar); --ts measures `npm run sidecar` instead.
+    ts: { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -112,6 +116,13 @@ const ALL_CPUS = `0-${CPUS - 1}`;
 
 installExitHandlers({ signals: true });
 const dir = makeDir("verso-bench-");
+let bundled: string | undefined;
+/** What the Verso rows run: the image's bundle, built once per run (or the .ts with --ts). */
+function versoMain(): string {
+  if (values.ts) return SIDECAR_MAIN;
+  bundled ??= bundleProxy(dir);
+  return bundled;
+}
 const PACE_SCRIPT = join(dir, "pace.lua");
 writeFileSync(
   PACE_SCRIPT,
@@ -288,7 +299,7 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
     const admin = `${host}:${await freePort(host)}`;
     const routes = join(dir, `${o.name}.json`);
     writeFileSync(routes, JSON.stringify(table(o.weight)));
-    const rt = o.runtime ?? { command: BUN, main: SIDECAR_MAIN, env: PROXY_RUNTIME_ENV };
+    const rt = o.runtime ?? { command: BUN, main: versoMain(), env: PROXY_RUNTIME_ENV };
     const pid = launch(
       o.name,
       rt.command,
@@ -627,7 +638,7 @@ function report(
       `${ROUNDS} rounds of ${SECONDS}s per row and phase; medians (min–max over rounds). ` +
       `Latency: ~${RATE} req/s paced (wrk -c${PACE_CONNECTIONS}, ${WARMUP_SECONDS}s warm-up), unpinned. ` +
       `Max: wrk -t1 -c${CONNECTIONS}, ${PIN ? `proxies pinned to CPU ${PROXY_CPU}, app and wrk on CPU ${LOAD_CPUS}` : "not pinned"}. ` +
-      `Verso on Bun env ${JSON.stringify(PROXY_RUNTIME_ENV)}; node-verso env ${JSON.stringify(NODE_VERSO_ENV)}.\n`,
+      `Verso on Bun from ${values.ts ? "sidecar/main.ts" : "the image's bundle (bun build)"}, env ${JSON.stringify(PROXY_RUNTIME_ENV)}; node-verso env ${JSON.stringify(NODE_VERSO_ENV)}.\n`,
   );
   const proxied = rows.filter((row) => row.proxies.length > 0);
   console.log(
