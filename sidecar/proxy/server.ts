@@ -215,7 +215,12 @@ export function createProxy(opts: ProxyOptions): Proxy {
         if (x.req.signal.aborted) return gone(x);
         const kind = errorKind(error, "app");
         metrics.upstreamError(kind);
-        const plan = planRetry({ kind, ...x });
+        const plan = planRetry({
+          kind,
+          method: x.method,
+          bodyless: x.bodyless,
+          resetRetried: x.resetRetried,
+        });
         if (plan.do === "again") {
           x.resetRetried = true;
           continue;
@@ -247,7 +252,12 @@ export function createProxy(opts: ProxyOptions): Proxy {
         if (x.req.signal.aborted) return gone(x);
         const kind = errorKind(error, "peer");
         metrics.upstreamError(kind);
-        const plan = planRetry({ kind, ...x });
+        const plan = planRetry({
+          kind,
+          method: x.method,
+          bodyless: x.bodyless,
+          resetRetried: x.resetRetried,
+        });
         if (plan.do === "fail") return failure(x, plan.status, kind);
         if (plan.do === "again") x.resetRetried = true;
         else {
