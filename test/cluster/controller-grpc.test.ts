@@ -230,13 +230,34 @@ describe("controller: automated canary on real gRPC traffic", () => {
     expect(served("5xx")).toBeGreaterThanOrEqual(5);
     expect(served("2xx")).toBe(0);
 
-    // After the rollback every call, whichever proxy takes it, is served by v1 with OK.
-    await applied("rpc", back);
+    // After the rollback every call, whichever proxy takes it, is served by v1 with OK, as
+    // long as a v1 pod is ready to take it (else the v2 proxy falls back to serving locally:
+    // so wait for a table at 0 % that lists v1's gRPC endpoint).
+    const settled = await stream
+      .until(
+        "0 % with v1's gRPC endpoint",
+        (t) => t.release?.weight === 0 && (t.grpcEndpoints?.v1?.length ?? 0) > 0,
+        30_000,
+      )
+      .catch((error: Error) => {
+        throw new Error(`${error.message}; latest table ${JSON.stringify(stream.latest())}`);
+      });
+    await applied("rpc", settled);
     for (const pod of await readyPods("rpc")) {
       const c = grpcClient(pod.status?.podIP ?? "", PROXY_PORT.grpc);
       try {
+        const before = await proxyMetrics(pod);
         const after = await Promise.all(Array.from({ length: 40 }, () => unary(c, "after")));
-        expect(countCodes(after)).toEqual({ [grpc.status.OK]: 40 });
+        const failures = after.filter((r) => r.code !== grpc.status.OK);
+        // On failure, say what the proxy saw: fallbacks mean no v1 peer was usable.
+        const why = async (): Promise<string> => {
+          const m = await proxyMetrics(pod);
+          const d = (name: string) => sample(m, name) - sample(before, name);
+          return `${pod.metadata.name}: ${JSON.stringify(failures.slice(0, 3))}; fallbacks +${d(METRIC.fallbacks)}, upstream errors +${d(METRIC.upstreamErrors)}`;
+        };
+        expect(countCodes(after), failures.length > 0 ? await why() : "").toEqual({
+          [grpc.status.OK]: 40,
+        });
         expect(new Set(after.map(appVersion))).toEqual(new Set(["v1"]));
       } finally {
         c.close();
