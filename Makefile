@@ -53,16 +53,17 @@ golden: install ## rewrite the mutation golden files
 demo: install kube-binaries ## local control plane + webhook + controller + demo app; prints export KUBECONFIG=
 	node test/harness/demo.ts
 
-bench: install bench-tools ## admission, proxy and propagation benchmarks (prints numbers)
+bench: install bench-tools ## admission, proxy (HTTP and gRPC) and propagation benchmarks (prints numbers)
 	node bench/admission.ts
 	node bench/proxy.ts
+	node bench/grpc.ts
 	node bench/propagation.ts
 
-bench-tools: ## wrk, taskset and nginx (the reference) for bench/proxy.ts, from Debian
-	@command -v wrk >/dev/null && command -v taskset >/dev/null && command -v nginx >/dev/null || \
-	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk util-linux nginx-light)
+bench-tools: ## wrk, h2load, taskset and nginx (the reference) from Debian; ghz is built from Go modules by bench/grpc.ts
+	@command -v wrk >/dev/null && command -v h2load >/dev/null && command -v taskset >/dev/null && command -v nginx >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk nghttp2-client util-linux nginx-light)
 
-images: ## docker build the webhook, sidecar and demo images
+images: ## docker build the webhook, sidecar (Bun) and demo images
 	docker build -f deploy/images/Dockerfile.webhook -t $(WEBHOOK_IMAGE) .
 	docker build -f deploy/images/Dockerfile.sidecar -t $(SIDECAR_IMAGE) .
 	docker build -f deploy/images/Dockerfile.demo --build-arg VERSION=v1 -t $(DEMO_IMAGE):v1 .

@@ -14,6 +14,7 @@ export default defineConfig({
             "webhook/**/*.test.ts",
             "sidecar/**/*.test.ts",
             "shared/**/*.test.ts",
+            "cli/**/*.test.ts",
             "test/golden/**/*.test.ts",
           ],
         },

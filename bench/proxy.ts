@@ -39,23 +39,48 @@
  * Needs wrk and taskset (`make bench-tools`); nginx is skipped with a note when absent.
  * Prints markdown tables and the issue's targets (met or not) to stdout, progress to stderr.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { PROXY_RUNTIME_ENV } from "../shared/pod-env.ts";
-import { bundleProxy } from "../test/harness/compiled.ts";
-import { BUN, NODE, REPO_ROOT, SIDECAR_MAIN } from "../test/harness/paths.ts";
-import { freePort, sleep, waitFor } from "../test/harness/ports.ts";
-import { installExitHandlers, startProcess, stopAll } from "../test/harness/processes.ts";
+import { BUN, NODE, REPO_ROOT } from "../test/harness/paths.ts";
+import { freePort, sleep } from "../test/harness/ports.ts";
+import { installExitHandlers, stopAll } from "../test/harness/processes.ts";
 import { makeDir } from "../test/process/sidecar-fixture.ts";
+import {
+  answering,
+  cpuOf,
+  fixed,
+  group,
+  has,
+  heaviest,
+  launcher,
+  loadAverage,
+  markdown,
+  mb,
+  median,
+  memOf,
+  output,
+  parseWrk,
+  peak,
+  pinning,
+  rounds,
+  sampled,
+  spread,
+  versionOf,
+  versoMain as versoMainIn,
+  ZERO,
+  type Mem,
+  type Proxy,
+  type WrkResult,
+} from "./lib.ts";
 
 const ROWS = [
   "verso-local",
@@ -107,47 +132,27 @@ const wanted = (r: RowName) => selected.includes(r);
 
 /** The env the webhook injected into the Node proxy at --before (shared/pod-env.ts then). */
 const NODE_VERSO_ENV = { NODE_OPTIONS: "--max-semi-space-size=2", MALLOC_ARENA_MAX: "2" };
-const CPUS = availableParallelism();
-const PIN = values.pin && CPUS >= 2;
-/** taskset CPU lists: proxies on the last CPU, everything else on the rest. */
-const PROXY_CPU = String(CPUS - 1);
-const LOAD_CPUS = `0-${CPUS - 2}`;
-const ALL_CPUS = `0-${CPUS - 1}`;
+const cpus = pinning(values.pin);
+const { cpus: CPUS, pin: PIN, proxyCpu: PROXY_CPU, loadCpus: LOAD_CPUS, allCpus: ALL_CPUS } = cpus;
+const setAffinity = cpus.setAffinity;
 
 installExitHandlers({ signals: true });
 const dir = makeDir("verso-bench-");
-let bundled: string | undefined;
 /** What the Verso rows run: the image's bundle, built once per run (or the .ts with --ts). */
-function versoMain(): string {
-  if (values.ts) return SIDECAR_MAIN;
-  bundled ??= bundleProxy(dir);
-  return bundled;
-}
+const versoMain = versoMainIn(dir, values.ts);
+const launch = launcher(dir);
 const PACE_SCRIPT = join(dir, "pace.lua");
 writeFileSync(
   PACE_SCRIPT,
   `local gap = tonumber(os.getenv("WRK_GAP_MS"))\nfunction delay() return gap end\n`,
 );
 
-const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
 if (!has("wrk")) {
   console.error("wrk is required: apt-get install -y wrk (or make bench-tools)");
   process.exit(2);
 }
-if (PIN && !has("taskset")) {
-  console.error("taskset is required to pin (apt-get install -y util-linux), or pass --no-pin");
-  process.exit(2);
-}
-const versionOf = (command: string, args: string[], re = /([\d.]+)/): string =>
-  re.exec(spawnSync(command, args, { encoding: "utf8" }).output.join(" "))?.[1] ?? "?";
 
-// ---- processes and what they use -------------------------------------------------------
-
-/** One proxy: the processes that together are it (nginx: master and worker). */
-interface Proxy {
-  label: string;
-  pids: number[];
-}
+// ---- the rows ----------------------------------------------------------------------------
 
 interface Row {
   name: RowName;
@@ -155,97 +160,7 @@ interface Row {
   /** Empty for direct; two for verso-forward (v1, v2). */
   proxies: Proxy[];
 }
-
-interface Mem {
-  rss: number;
-  /** Private memory; rss minus this is file-backed (the runtime executable's pages). */
-  anon: number;
-}
-
-/** Move running processes (all their threads) to `cpus`. */
-function setAffinity(pids: number[], cpus: string): void {
-  if (!PIN) return;
-  for (const pid of pids) spawnSync("taskset", ["-a", "-p", "-c", cpus, String(pid)]);
-}
 const pidsOf = (row: Row): number[] => row.proxies.flatMap((p) => p.pids);
-
-function memOf(pids: number[]): Mem {
-  const total = { rss: 0, anon: 0 };
-  for (const pid of pids) {
-    try {
-      const status = readFileSync(`/proc/${pid}/status`, "utf8");
-      const kb = (field: string) =>
-        Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
-      total.rss += kb("VmRSS") * 1024;
-      total.anon += kb("RssAnon") * 1024;
-    } catch {
-      // gone
-    }
-  }
-  return total;
-}
-const maxMem = (a: Mem, b: Mem): Mem => ({
-  rss: Math.max(a.rss, b.rss),
-  anon: Math.max(a.anon, b.anon),
-});
-const ZERO: Mem = { rss: 0, anon: 0 };
-
-/** CPU seconds (user + system) used so far by `pids` (clock ticks of 10 ms). */
-function cpuOf(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // gone
-    }
-  }
-  return ticks / 100;
-}
-
-/** Process ids in the process group of `pid` (nginx's worker with its master). */
-function group(pid: number): number[] {
-  const out = spawnSync("pgrep", ["-g", String(pid)], { encoding: "utf8" }).stdout;
-  const pids = out.split(/\s+/).filter(Boolean).map(Number);
-  return pids.length > 0 ? pids : [pid];
-}
-
-/** Runs `phase` while sampling each proxy's memory every 100 ms; peaks per proxy. */
-async function sampled<T>(proxies: Proxy[], phase: () => Promise<T>): Promise<[T, Mem[]]> {
-  const sample = (): Mem[] => proxies.map((p) => memOf(p.pids));
-  let peaks = sample();
-  const timer = setInterval(() => (peaks = sample().map((m, i) => maxMem(m, peaks[i]!))), 100);
-  try {
-    const result = await phase();
-    return [result, sample().map((m, i) => maxMem(m, peaks[i]!))];
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-function launch(name: string, command: string, args: string[], env: object = {}): number {
-  return startProcess({
-    name,
-    command,
-    args,
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
-    logFile: join(dir, `${name}.log`),
-  }).pid;
-}
-
-/** Until `url` answers 2xx (and so, for a proxy's URL, one request has been served). */
-async function answering(url: string): Promise<void> {
-  await waitFor(
-    url,
-    async () => ((await fetch(url).catch(() => undefined))?.ok ? true : undefined),
-    15_000,
-    100,
-  );
-}
-
-// ---- the rows ----------------------------------------------------------------------------
 
 /** sidecar/ and shared/ at `commit` in `dir`, runnable with node (type stripping). */
 function extractBefore(commit: string): string {
@@ -410,13 +325,7 @@ http {
 
 // ---- load ------------------------------------------------------------------------------
 
-interface Run {
-  rps: number;
-  p50: number;
-  p99: number;
-  requests: number;
-  /** Socket errors plus non-2xx/3xx answers. */
-  errors: number;
+interface Run extends WrkResult {
   /** CPU seconds the row's proxies used during the run. */
   cpu: number;
 }
@@ -431,36 +340,10 @@ interface Run {
 async function wrk(row: Row, seconds: number, paced: boolean): Promise<Run> {
   const load = paced ? [`-c${PACE_CONNECTIONS}`, "-s", PACE_SCRIPT] : [`-c${CONNECTIONS}`];
   const args = ["-t1", ...load, `-d${seconds}s`, "--latency", row.url];
-  const [command, argv] = PIN ? ["taskset", ["-c", LOAD_CPUS, "wrk", ...args]] : ["wrk", args];
   const gapMs = (PACE_CONNECTIONS * 1000) / RATE;
   const cpu0 = cpuOf(pidsOf(row));
-  const child = spawn(command, argv, {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, WRK_GAP_MS: String(gapMs) },
-  });
-  let out = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-  await once(child, "close");
-  const cpu = cpuOf(pidsOf(row)) - cpu0;
-  const ms = (label: string) => {
-    const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
-    if (!m) return NaN;
-    const v = Number(m[1]);
-    return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
-  };
-  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/
-    .exec(out)
-    ?.slice(1)
-    .reduce((a, b) => a + Number(b), 0);
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  return {
-    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
-    p50: ms("50"),
-    p99: ms("99"),
-    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN),
-    errors: (socketErrors ?? 0) + non2xx,
-    cpu,
-  };
+  const out = await output(...cpus.onLoadCpus("wrk", args), { WRK_GAP_MS: String(gapMs) });
+  return { ...parseWrk(out), cpu: cpuOf(pidsOf(row)) - cpu0 };
 }
 
 interface UploadResult {
@@ -531,16 +414,8 @@ interface RowResult {
   maxRuns: Run[];
 }
 
-/** Each round runs every row, starting one row later than the round before. */
-async function rounds(rows: Row[], each: (row: Row) => Promise<void>): Promise<void> {
-  for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < rows.length; i++) await each(rows[(round + i) % rows.length]!);
-    console.error(`  round ${round + 1}/${ROUNDS} done`);
-  }
-}
-
 async function main(): Promise<void> {
-  const loadBefore = readFileSync("/proc/loadavg", "utf8").trim();
+  const loadBefore = loadAverage();
   const started = new Date();
   const { rows, appPid } = await startRows();
   const results = new Map<RowName, RowResult>();
@@ -551,7 +426,6 @@ async function main(): Promise<void> {
     results.set(row.name, { idle, paced: none, max: none, pacedRuns: [], maxRuns: [] });
   }
   const result = (row: Row) => results.get(row.name)!;
-  const peak = (a: Mem[], b: Mem[]) => a.map((m, i) => maxMem(m, b[i]!));
 
   console.error(`latency: warm-up ${WARMUP_SECONDS}s per row, then ${ROUNDS} rounds`);
   const everyone = [...rows.flatMap(pidsOf), appPid, process.pid];
@@ -560,7 +434,7 @@ async function main(): Promise<void> {
     const [, mem] = await sampled(row.proxies, () => wrk(row, WARMUP_SECONDS, true));
     result(row).paced = peak(result(row).paced, mem);
   }
-  await rounds(rows, async (row) => {
+  await rounds(ROUNDS, rows, async (row) => {
     const [run, mem] = await sampled(row.proxies, () => wrk(row, SECONDS, true));
     result(row).pacedRuns.push(run);
     result(row).paced = peak(result(row).paced, mem);
@@ -568,7 +442,7 @@ async function main(): Promise<void> {
 
   console.error(`throughput: ${ROUNDS} rounds, proxies pinned to CPU ${PROXY_CPU}`);
   setAffinity([appPid, process.pid], LOAD_CPUS);
-  await rounds(rows, async (row) => {
+  await rounds(ROUNDS, rows, async (row) => {
     setAffinity(pidsOf(row), PROXY_CPU);
     await sleep(300);
     const [run, mem] = await sampled(row.proxies, () => wrk(row, SECONDS, false));
@@ -584,34 +458,11 @@ async function main(): Promise<void> {
     console.error(`uploads: ${UPLOADS} x ${UPLOAD_MIB} MiB through verso-forward`);
     up = await uploads(forward);
   }
-  const loadAfter = readFileSync("/proc/loadavg", "utf8").trim();
+  const loadAfter = loadAverage();
   report(rows, results, up, { started, loadBefore, loadAfter });
 }
 
 // ---- the report --------------------------------------------------------------------------
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
-const fixed = (digits: number) => (x: number) => x.toFixed(digits);
-/** `median (min-max)` of `xs`, each formatted with `f`. */
-const spread = (xs: number[], f: (x: number) => string) =>
-  `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
-/** The heaviest of a row's proxies (verso-forward: v1 or v2, whichever is larger). */
-const heaviest = (ms: Mem[]): Mem => ms.reduce(maxMem, ZERO);
-
-function markdown(head: string[], body: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-  return [
-    line(head),
-    `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
-    ...body.map(line),
-  ].join("\n");
-}
 
 function report(
   rows: Row[],
@@ -632,7 +483,7 @@ function report(
 
   console.log(
     `\n## Proxy benchmark, ${when.started.toISOString()}\n\n` +
-      `${CPUS} CPUs, load average before ${when.loadBefore.split(" ").slice(0, 3).join(" ")}, after ${when.loadAfter.split(" ").slice(0, 3).join(" ")}. ` +
+      `${CPUS} CPUs, load average before ${when.loadBefore}, after ${when.loadAfter}. ` +
       `Bun ${versionOf(BUN, ["--version"])}, Node ${process.version.slice(1)} (node-verso = ${values.before}), ` +
       `nginx ${versionOf("nginx", ["-v"], /nginx\/([\d.]+)/)}; app: bench/upstream-app.ts on Bun. ` +
       `${ROUNDS} rounds of ${SECONDS}s per row and phase; medians (min–max over rounds). ` +

@@ -40,19 +40,22 @@ export interface Kubelet {
 export const FIRST_POD_ADDRESS = "127.0.0.10";
 
 /**
- * Pod addresses from `first` upward inside 127.0.0.0/8, skipping .0 and .255:
+ * Pod addresses from `first` upward inside its /8, skipping .0 and .255:
  * 127.0.0.10, 127.0.0.11, ... 127.0.0.254, 127.0.1.1, ...
+ * Outside 127.0.0.0/8 the range must be local to this machine (localRoute.ts: the API
+ * server's pod proxy refuses loopback pod IPs, so `pods/proxy` tests use such a range).
  */
 export function* podAddresses(first = FIRST_POD_ADDRESS): Generator<string> {
   const parts = first.split(".").map(Number);
-  if (parts.length !== 4 || parts[0] !== 127 || parts.some((p) => !(p >= 0 && p <= 255))) {
-    throw new Error(`pod address ${first}: use an address in 127.0.0.0/8, e.g. 127.0.0.10`);
+  const top = parts[0] ?? 0;
+  if (parts.length !== 4 || top < 1 || top > 223 || parts.some((p) => !(p >= 0 && p <= 255))) {
+    throw new Error(`pod address ${first}: use an IPv4 address, e.g. 127.0.0.10`);
   }
   let n = ((parts[1] ?? 0) << 16) + ((parts[2] ?? 0) << 8) + (parts[3] ?? 0);
   for (; n < 1 << 24; n++) {
     const last = n & 255;
     if (last === 0 || last === 255) continue;
-    yield `127.${n >> 16}.${(n >> 8) & 255}.${last}`;
+    yield `${top}.${n >> 16}.${(n >> 8) & 255}.${last}`;
   }
 }
 
