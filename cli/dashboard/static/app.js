@@ -244,6 +244,7 @@ function renderRelease(data) {
       — <span data-testid="message">${esc(v.reason)}${v.message ? `: ${esc(v.message)}` : ""}</span></div>
     ${v.policyErrors.map((p) => `<div class="error">Invalid: ${esc(p)}</div>`).join("")}
     ${steps ? `<div class="steps">${steps}</div>` : ""}
+    ${v.match && v.match.length > 0 ? `<div class="sub" data-testid="match">Match rules, first match decides: ${v.match.map((m) => `<code>${esc(m.rule)}</code> → ${pct(m.weight)}`).join(", ")}; others get the weight</div>` : ""}
     <div class="actions">${buttons}</div>
     <div class="grid">
       <div class="card"><h2>Weight: desired ${pct(v.desiredWeight)}, actual <span data-testid="actual">${pct(v.actualWeight)}</span></h2>${chart(weightSeries, { unit: "%", label: "weight" })}</div>
