@@ -2,7 +2,6 @@
  * Flags and env, parsed once into a frozen Config (flags win over env). Every flag has the env
  * var named in shared/pod-env.ts, which is what the webhook writes into pods.
  */
-import { parseArgs } from "node:util";
 import { err, ok, type Result } from "../shared/errors.ts";
 import { isLogLevel, type LogLevel } from "../shared/log.ts";
 import { splitHostPort } from "../shared/net.ts";
@@ -72,6 +71,26 @@ export const USAGE = `usage: npm run sidecar -- --app-name NAME --version V [--r
     .map(([f, e]) => `--${f} (${e})`)
     .join("\n  ")}`;
 
+/**
+ * `--flag value` and `--flag=value`, every flag a string, unknown flags and positionals refused.
+ * Hand-written rather than node:util's parseArgs: on Bun, node:util alone costs ~1 MB of RSS
+ * in every pod for a loop this size (docs/routing.md, "Memory").
+ */
+export function readFlags(argv: readonly string[]): Result<Record<string, string>> {
+  const values: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) return err(`unexpected argument ${JSON.stringify(arg)}`);
+    const eq = arg.indexOf("=");
+    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    if (!Object.hasOwn(FLAGS, name)) return err(`unknown option --${name}`);
+    if (eq !== -1) values[name] = arg.slice(eq + 1);
+    else if (i + 1 < argv.length) values[name] = argv[++i]!;
+    else return err(`--${name} needs a value`);
+  }
+  return ok(values);
+}
+
 function seconds(name: string, text: string | undefined, dflt: number): Result<number> {
   if (text === undefined || text === "") return ok(dflt);
   const n = Number(text);
@@ -97,16 +116,9 @@ function parseGrpc(listen: string | undefined, app: string | undefined): Result<
 }
 
 export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Result<Config> {
-  let values: Record<string, string | undefined>;
-  try {
-    const options = Object.fromEntries(
-      Object.keys(FLAGS).map((f) => [f, { type: "string" as const }]),
-    );
-    values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false })
-      .values as Record<string, string | undefined>;
-  } catch (e) {
-    return err(`${(e as Error).message}\n${USAGE}`);
-  }
+  const parsed = readFlags(argv);
+  if (!parsed.ok) return err(`${parsed.error}\n${USAGE}`);
+  const values = parsed.value;
   const get = (f: Flag): string | undefined => {
     const v = values[f] ?? env[FLAGS[f]];
     return v === "" ? undefined : v;
