@@ -28,8 +28,8 @@ export interface InjectConfig {
 }
 
 export const DEFAULT_RESOURCES: ProxyResources = Object.freeze({
-  // Measured on Bun (docs/routing.md, "Memory"): ~28 MB idle, ~46 MB saturated, under 96 MB
-  // with four 100 MB uploads at once; the limit leaves room for bursts of websockets.
+  // Measured on Bun (docs/routing.md, "Memory"): ~33 MB idle, ~46 MB saturated (HTTP), 62 MB
+  // with four 100 MB uploads at once, 65-69 MB with gRPC at full load; the limit has room.
   requests: Object.freeze({ cpu: "50m", memory: "48Mi" }),
   limits: Object.freeze({ cpu: "500m", memory: "128Mi" }),
 });
