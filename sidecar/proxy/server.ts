@@ -12,13 +12,18 @@
 import type { Server, WebSocketHandler } from "bun";
 import type { Logger } from "../../shared/log.ts";
 import type { TableStore } from "../config/store.ts";
-import { codeClass, methodClass, type ProxyMetrics } from "../metrics/metrics.ts";
+import {
+  codeClass,
+  methodClass,
+  type ProxyMetrics,
+  type UpstreamErrorKind,
+} from "../metrics/metrics.ts";
 import type { CompiledTable, Peer } from "../routing/compile.ts";
 import { decide, viewOf, type Decision } from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import { stripHopByHop, toUpstream, VERSION_HEADER } from "./headers.ts";
 import { PeerPool } from "./peers.ts";
-import { errorKind, planRetry } from "./retry.ts";
+import { errorKind, planRetry, type RetryPlan } from "./retry.ts";
 import { createWebSocketRelay, type RelayData } from "./websocket.ts";
 
 export interface Target {
@@ -204,23 +209,32 @@ export function createProxy(opts: ProxyOptions): Proxy {
     metrics.served(methodClass(x.method), codeClass(status), source, seconds);
   }
 
+  /**
+   * One failed attempt, counted and classified, with what to do next (retry.ts decides).
+   * Undefined when the client went away first (its signal aborted the fetch): nobody to
+   * answer, and not the upstream's error, so not counted (nginx would log 499).
+   */
+  function afterFailure(
+    x: Exchange,
+    error: unknown,
+    side: "app" | "peer",
+  ): { kind: UpstreamErrorKind; plan: RetryPlan } | undefined {
+    if (x.req.signal.aborted) return undefined;
+    const kind = errorKind(error, side);
+    metrics.upstreamError(kind);
+    const { method, bodyless, resetRetried } = x;
+    return { kind, plan: planRetry({ kind, method, bodyless, resetRetried }) };
+  }
+
   async function serveLocal(x: Exchange): Promise<Response> {
     for (;;) {
       try {
         const up = await send(appOrigin, x);
         return relay(x, up, true, noop);
       } catch (error) {
-        // The client went away first (its signal aborted the fetch): nobody to answer, and
-        // not the app's error, so not counted (nginx would log 499).
-        if (x.req.signal.aborted) return gone(x);
-        const kind = errorKind(error, "app");
-        metrics.upstreamError(kind);
-        const plan = planRetry({
-          kind,
-          method: x.method,
-          bodyless: x.bodyless,
-          resetRetried: x.resetRetried,
-        });
+        const failed = afterFailure(x, error, "app");
+        if (!failed) return gone(x);
+        const { kind, plan } = failed;
         if (plan.do === "again") {
           x.resetRetried = true;
           continue;
@@ -249,15 +263,9 @@ export function createProxy(opts: ProxyOptions): Proxy {
         return relay(x, up, false, () => pool.release(peer.addr));
       } catch (error) {
         pool.release(peer.addr);
-        if (x.req.signal.aborted) return gone(x);
-        const kind = errorKind(error, "peer");
-        metrics.upstreamError(kind);
-        const plan = planRetry({
-          kind,
-          method: x.method,
-          bodyless: x.bodyless,
-          resetRetried: x.resetRetried,
-        });
+        const failed = afterFailure(x, error, "peer");
+        if (!failed) return gone(x);
+        const { kind, plan } = failed;
         if (plan.do === "fail") return failure(x, plan.status, kind);
         if (plan.do === "again") x.resetRetried = true;
         else {
