@@ -52,7 +52,7 @@ import { parseArgs } from "node:util";
 import { PROXY_RUNTIME_ENV } from "../shared/pod-env.ts";
 import { BUN, cacheRoot, REPO_ROOT } from "../test/harness/paths.ts";
 import { freePort, sleep, waitFor } from "../test/harness/ports.ts";
-import { installExitHandlers, stopAll } from "../test/harness/processes.ts";
+import { installExitHandlers } from "../test/harness/processes.ts";
 import { makeDir } from "../test/process/sidecar-fixture.ts";
 import {
   answering,
@@ -60,27 +60,32 @@ import {
   fixed,
   group,
   has,
-  heaviest,
   launcher,
   loadAverage,
   markdown,
   mb,
-  median,
-  memOf,
   output,
   parseWrk,
-  peak,
   pinning,
-  rounds,
   sampled,
-  spread,
   versionOf,
   versoMain,
-  ZERO,
   type Mem,
   type Proxy,
   type WrkResult,
 } from "./lib.ts";
+import {
+  measure,
+  nginxConf,
+  pidsOf,
+  printRowTables,
+  routeTable,
+  rowsJson,
+  run,
+  selectRows,
+  summary,
+  type RowResult,
+} from "./rows.ts";
 
 const ROWS = ["verso-grpc-local", "verso-grpc-forward", "nginx-grpc"] as const;
 type RowName = "direct" | (typeof ROWS)[number];
@@ -114,14 +119,7 @@ const STREAMS = Number(values.streams);
 const HTTP_CONNECTIONS = Number(values["http-connections"]);
 const MIXED_SECONDS = Number(values["mixed-seconds"]);
 const GHZ_VERSION = values["ghz-version"];
-const selected = values.only?.split(",").filter((r) => r !== "direct") ?? [...ROWS];
-for (const r of selected) {
-  if (!(ROWS as readonly string[]).includes(r)) {
-    console.error(`--only: unknown row ${r} (rows: ${ROWS.join(", ")})`);
-    process.exit(2);
-  }
-}
-const wanted = (r: RowName) => selected.includes(r);
+const wanted: (r: RowName) => boolean = selectRows(values.only, ROWS);
 /** The issue's bound for one proxy with both listeners under max load at once. */
 const MIXED_RSS_MB = 64;
 
@@ -196,7 +194,6 @@ interface Row {
   /** Empty for direct; two for verso-grpc-forward (v1, v2). */
   proxies: Proxy[];
 }
-const pidsOf = (row: Row): number[] => row.proxies.flatMap((p) => p.pids);
 
 interface Rows {
   rows: Row[];
@@ -216,27 +213,9 @@ async function startRows(): Promise<Rows> {
   const rows: Row[] = [{ name: "direct", target: app, proxies: [] }];
   const out: Rows = { rows, appPids: [grpcPid, httpPid] };
 
-  const hopKey = Buffer.from("bench-hop-key-0123456789abcdefgh").toString("base64");
   const addr = async (host: string) => `${host}:${await freePort(host)}`;
   const v2Host = "127.0.5.4";
   const v2 = { http: await addr(v2Host), grpc: await addr(v2Host) };
-  /** A release of v2 in progress; match rules no benchmark call matches. */
-  const table = (weight: number) => ({
-    app: "bench",
-    revision: 1,
-    hopKey,
-    release: {
-      version: "v2",
-      strategy: "canary",
-      weight,
-      match: [
-        { header: "x-bench-canary", value: "1" },
-        { cookie: "bench-canary", value: "1" },
-      ],
-    },
-    endpoints: { v1: [], v2: [v2.http] },
-    grpcEndpoints: { v1: [], v2: [v2.grpc] },
-  });
   /** One Verso with both listeners; its HTTP and gRPC addresses. */
   const startVerso = async (o: {
     name: string;
@@ -248,7 +227,7 @@ async function startRows(): Promise<Rows> {
     const listen = o.listen ?? { http: await addr(o.host), grpc: await addr(o.host) };
     const admin = await addr(o.host);
     const routes = join(dir, `${o.name}.json`);
-    writeFileSync(routes, JSON.stringify(table(o.weight)));
+    writeFileSync(routes, JSON.stringify(routeTable(o.weight, { v2: v2.http, grpcV2: v2.grpc })));
     const pid = launch(
       o.name,
       BUN,
@@ -296,7 +275,7 @@ async function startRows(): Promise<Rows> {
     const host = "127.0.5.6";
     const listen = `${host}:${await freePort(host)}`;
     const conf = join(dir, "nginx.conf");
-    writeFileSync(conf, nginxConf(listen, app));
+    writeFileSync(conf, nginxHttp(listen, app));
     const pid = launch("nginx", "nginx", ["-c", conf, "-p", dir, "-g", "daemon off;"]);
     await serving(listen);
     rows.push({
@@ -315,25 +294,16 @@ async function startRows(): Promise<Rows> {
  * worker, upstream keepalive. keepalive_requests lifted on both sides: nginx's default 1,000
  * calls per connection ends the client's connection with GOAWAY (h2load does not reconnect).
  */
-function nginxConf(listen: string, app: string): string {
-  return `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path ${dir}/nginx-body;
-  proxy_temp_path ${dir}/nginx-proxy;
-  fastcgi_temp_path ${dir}/nginx-fcgi;
-  uwsgi_temp_path ${dir}/nginx-uwsgi;
-  scgi_temp_path ${dir}/nginx-scgi;
+function nginxHttp(listen: string, app: string): string {
+  return nginxConf(
+    dir,
+    `  keepalive_requests 1000000;
   upstream app { server ${app}; keepalive 64; keepalive_requests 1000000; }
   server {
     listen ${listen} http2;
     location / { grpc_pass grpc://app; }
-  }
-}\n`;
+  }`,
+  );
 }
 
 // ---- load ------------------------------------------------------------------------------
@@ -469,50 +439,26 @@ async function mixed(proxy: Proxy, http: string, grpc: string): Promise<Mixed> {
 
 // ---- the run -----------------------------------------------------------------------------
 
-interface RowResult {
-  idle: Mem[];
-  paced: Mem[];
-  max: Mem[];
-  pacedRuns: Run[];
-  maxRuns: Run[];
-}
-
 async function main(): Promise<void> {
   const loadBefore = loadAverage();
   const started = new Date();
   const ghzBin = ghz();
   const { rows, appPids, localHttp } = await startRows();
-  const results = new Map<RowName, RowResult>();
-  await sleep(1000);
-  for (const row of rows) {
-    const idle = row.proxies.map((p) => memOf(p.pids));
-    const none = row.proxies.map(() => ZERO);
-    results.set(row.name, { idle, paced: none, max: none, pacedRuns: [], maxRuns: [] });
-  }
-  const result = (row: Row) => results.get(row.name)!;
-
-  progress(`latency: ghz ~${RATE} calls/s, warm-up ${WARMUP_SECONDS}s per row, ${ROUNDS} rounds`);
-  const everyone = [...rows.flatMap(pidsOf), ...appPids, process.pid];
-  cpus.setAffinity(everyone, cpus.allCpus);
-  for (const row of rows) {
-    const [, mem] = await sampled(row.proxies, () => paced(row, WARMUP_SECONDS, ghzBin));
-    result(row).paced = peak(result(row).paced, mem);
-  }
-  await rounds(ROUNDS, rows, async (row) => {
-    const [run, mem] = await sampled(row.proxies, () => paced(row, SECONDS, ghzBin));
-    result(row).pacedRuns.push(run);
-    result(row).paced = peak(result(row).paced, mem);
-  });
-
-  progress(`throughput: h2load, ${ROUNDS} rounds, proxies pinned to CPU ${cpus.proxyCpu}`);
-  cpus.setAffinity([...appPids, process.pid], cpus.loadCpus);
-  await rounds(ROUNDS, rows, async (row) => {
-    cpus.setAffinity(pidsOf(row), cpus.proxyCpu);
-    await sleep(300);
-    const [run, mem] = await sampled(row.proxies, () => max(row, SECONDS));
-    result(row).maxRuns.push(run);
-    result(row).max = peak(result(row).max, mem);
-    cpus.setAffinity(pidsOf(row), cpus.allCpus);
+  const { results, everyone } = await measure({
+    rows,
+    others: appPids,
+    cpus,
+    rounds: ROUNDS,
+    seconds: SECONDS,
+    warmupSeconds: WARMUP_SECONDS,
+    paced: (row, seconds) => paced(row, seconds, ghzBin),
+    max,
+    progress: (phase) =>
+      progress(
+        phase === "latency"
+          ? `latency: ghz ~${RATE} calls/s, warm-up ${WARMUP_SECONDS}s per row, ${ROUNDS} rounds`
+          : `throughput: h2load, ${ROUNDS} rounds, proxies pinned to CPU ${cpus.proxyCpu}`,
+      ),
   });
 
   const local = rows.find((r) => r.name === "verso-grpc-local");
@@ -531,17 +477,11 @@ async function main(): Promise<void> {
 
 function report(
   rows: Row[],
-  results: Map<RowName, RowResult>,
+  results: Map<RowName, RowResult<Run>>,
   mix: Mixed | undefined,
   when: { started: Date; loadBefore: string; loadAfter: string },
 ): void {
-  const r = (name: RowName) => results.get(name);
-  const direct = r("direct")!;
-  const added = (res: RowResult, key: "p50" | "p99") =>
-    median(res.pacedRuns.map((x) => x[key])) - median(direct.pacedRuns.map((x) => x[key]));
-  const cpuUs = (runs: Run[]) => runs.map((run) => (run.cpu / run.calls) * 1e6);
-  const rps = (name: RowName) => median(r(name)?.maxRuns.map((x) => x.rps) ?? [NaN]);
-  const perCpu = (name: RowName) => median(r(name)?.maxRuns.map((x) => x.calls / x.cpu) ?? [NaN]);
+  const { r, added, rps, perCpu } = summary(results, (run) => run.calls);
   const goVersion = versionOf("go", ["version"], /go([\d.]+)/);
 
   console.log(
@@ -555,66 +495,14 @@ function report(
       `Max: h2load -t1 -c${CONNECTIONS} -m${STREAMS}, ${cpus.pin ? `proxies pinned to CPU ${cpus.proxyCpu}, app and h2load on CPU ${cpus.loadCpus}` : "not pinned"}. ` +
       `Verso on Bun from ${values.ts ? "sidecar/main.ts" : "the image's bundle (bun build)"}, env ${JSON.stringify(PROXY_RUNTIME_ENV)}, both listeners.\n`,
   );
-  console.log(
-    markdown(
-      [
-        "path",
-        "RSS idle / paced / sat. peak MB",
-        "private idle / paced / peak MB",
-        "max calls/s",
-        "vs nginx",
-        "proxy CPU %",
-        "CPU µs/call max",
-        "CPU µs/call paced",
-        "errors",
-      ],
-      rows.map((row) => {
-        const res = r(row.name)!;
-        const mem = (k: keyof Mem) =>
-          `${mb(heaviest(res.idle)[k])} / ${mb(heaviest(res.paced)[k])} / ${mb(heaviest(res.max)[k])}`;
-        const isProxy = row.proxies.length > 0;
-        const or = (text: () => string) => (isProxy ? text() : "-");
-        return [
-          row.name,
-          or(() => mem("rss")),
-          or(() => mem("anon")),
-          spread(
-            res.maxRuns.map((x) => x.rps),
-            fixed(0),
-          ),
-          or(() => (r("nginx-grpc") ? (rps(row.name) / rps("nginx-grpc")).toFixed(2) : "-")),
-          or(() => fixed(0)(median(res.maxRuns.map((x) => (x.cpu / SECONDS) * 100)))),
-          or(() => spread(cpuUs(res.maxRuns), fixed(0))),
-          or(() => fixed(0)(median(cpuUs(res.pacedRuns)))),
-          String([...res.pacedRuns, ...res.maxRuns].reduce((n, x) => n + x.errors, 0)),
-        ];
-      }),
-    ),
-  );
-  console.log(
-    "\nverso-grpc-forward: RSS of the larger of its two proxies, CPU of both. " +
-      "A proxy under 100% CPU at max was held back by the app or h2load: compare per CPU-second.\n",
-  );
-  console.log(
-    markdown(
-      ["path", "paced calls/s", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"],
-      rows.map((row) => {
-        const res = r(row.name)!;
-        const isProxy = row.proxies.length > 0;
-        return [
-          row.name,
-          fixed(0)(median(res.pacedRuns.map((x) => x.rps))),
-          fixed(3)(median(res.pacedRuns.map((x) => x.p50))),
-          spread(
-            res.pacedRuns.map((x) => x.p99),
-            fixed(3),
-          ),
-          isProxy ? fixed(3)(added(res, "p50")) : "-",
-          isProxy ? fixed(3)(added(res, "p99")) : "-",
-        ];
-      }),
-    ),
-  );
+  printRowTables(rows, results, {
+    unit: "call",
+    served: (run) => run.calls,
+    seconds: SECONDS,
+    nginx: "nginx-grpc",
+    forward: "verso-grpc-forward",
+    loadGenerator: "h2load",
+  });
 
   const lines: string[] = [];
   const check = (ok: boolean, text: string) => lines.push(`- ${ok ? "met" : "NOT met"}: ${text}`);
@@ -682,11 +570,7 @@ function report(
         GHZ_VERSION,
         PIN: cpus.pin,
       },
-      rows: rows.map((row) => ({
-        name: row.name,
-        proxies: row.proxies.map((p) => p.label),
-        ...results.get(row.name),
-      })),
+      rows: rowsJson(rows, results),
       mixed: mix,
       targets: lines,
       notes,
@@ -695,9 +579,4 @@ function report(
   }
 }
 
-main()
-  .catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(() => stopAll());
+run(main);

@@ -51,8 +51,8 @@ import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { PROXY_RUNTIME_ENV } from "../shared/pod-env.ts";
 import { BUN, NODE, REPO_ROOT } from "../test/harness/paths.ts";
-import { freePort, sleep } from "../test/harness/ports.ts";
-import { installExitHandlers, stopAll } from "../test/harness/processes.ts";
+import { freePort } from "../test/harness/ports.ts";
+import { installExitHandlers } from "../test/harness/processes.ts";
 import { makeDir } from "../test/process/sidecar-fixture.ts";
 import {
   answering,
@@ -66,21 +66,29 @@ import {
   markdown,
   mb,
   median,
-  memOf,
   output,
   parseWrk,
-  peak,
   pinning,
-  rounds,
   sampled,
   spread,
   versionOf,
   versoMain as versoMainIn,
-  ZERO,
   type Mem,
   type Proxy,
   type WrkResult,
 } from "./lib.ts";
+import {
+  measure,
+  nginxConf,
+  pidsOf,
+  printRowTables,
+  routeTable,
+  rowsJson,
+  run,
+  selectRows,
+  summary,
+  type RowResult,
+} from "./rows.ts";
 
 const ROWS = [
   "verso-local",
@@ -121,20 +129,12 @@ const CONNECTIONS = Number(values.connections);
 const PACE_CONNECTIONS = Number(values["pace-connections"]);
 const UPLOADS = Number(values.uploads);
 const UPLOAD_MIB = Number(values["upload-mb"]);
-const selected = values.only?.split(",").filter((r) => r !== "direct") ?? DEFAULT_ROWS;
-for (const r of selected) {
-  if (!(ROWS as readonly string[]).includes(r)) {
-    console.error(`--only: unknown row ${r} (rows: ${ROWS.join(", ")})`);
-    process.exit(2);
-  }
-}
-const wanted = (r: RowName) => selected.includes(r);
+const wanted: (r: RowName) => boolean = selectRows(values.only, ROWS, DEFAULT_ROWS);
 
 /** The env the webhook injected into the Node proxy at --before (shared/pod-env.ts then). */
 const NODE_VERSO_ENV = { NODE_OPTIONS: "--max-semi-space-size=2", MALLOC_ARENA_MAX: "2" };
 const cpus = pinning(values.pin);
 const { cpus: CPUS, pin: PIN, proxyCpu: PROXY_CPU, loadCpus: LOAD_CPUS, allCpus: ALL_CPUS } = cpus;
-const setAffinity = cpus.setAffinity;
 
 installExitHandlers({ signals: true });
 const dir = makeDir("verso-bench-");
@@ -160,7 +160,6 @@ interface Row {
   /** Empty for direct; two for verso-forward (v1, v2). */
   proxies: Proxy[];
 }
-const pidsOf = (row: Row): number[] => row.proxies.flatMap((p) => p.pids);
 
 /** sidecar/ and shared/ at `commit` in `dir`, runnable with node (type stripping). */
 function extractBefore(commit: string): string {
@@ -184,25 +183,8 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
   await answering(`http://${app}/`);
   const rows: Row[] = [{ name: "direct", url: `http://${app}/`, proxies: [] }];
 
-  const hopKey = Buffer.from("bench-hop-key-0123456789abcdefgh").toString("base64");
   const v2Host = "127.0.4.4";
   const v2 = `${v2Host}:${await freePort(v2Host)}`;
-  /** A release of v2 in progress; match rules no benchmark request matches. */
-  const table = (weight: number) => ({
-    app: "bench",
-    revision: 1,
-    hopKey,
-    release: {
-      version: "v2",
-      strategy: "canary",
-      weight,
-      match: [
-        { header: "x-bench-canary", value: "1" },
-        { cookie: "bench-canary", value: "1" },
-      ],
-    },
-    endpoints: { v1: [], v2: [v2] },
-  });
   const verso = async (o: {
     name: string;
     listen: string;
@@ -213,7 +195,7 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
     const host = o.listen.slice(0, o.listen.lastIndexOf(":"));
     const admin = `${host}:${await freePort(host)}`;
     const routes = join(dir, `${o.name}.json`);
-    writeFileSync(routes, JSON.stringify(table(o.weight)));
+    writeFileSync(routes, JSON.stringify(routeTable(o.weight, { v2 })));
     const rt = o.runtime ?? { command: BUN, main: versoMain(), env: PROXY_RUNTIME_ENV };
     const pid = launch(
       o.name,
@@ -268,7 +250,7 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
   if (wanted("nginx") && has("nginx")) {
     await single("nginx", "127.0.4.6", (listen) => {
       const conf = join(dir, "nginx.conf");
-      writeFileSync(conf, nginxConf(listen, app));
+      writeFileSync(conf, nginxHttp(listen, app));
       return {
         label: "nginx",
         pids: [launch("nginx", "nginx", ["-c", conf, "-p", dir, "-g", "daemon off;"])],
@@ -296,19 +278,10 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
   return { rows, appPid };
 }
 
-function nginxConf(listen: string, app: string): string {
-  return `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/nginx-body;
-  proxy_temp_path ${dir}/nginx-proxy;
-  fastcgi_temp_path ${dir}/nginx-fcgi;
-  uwsgi_temp_path ${dir}/nginx-uwsgi;
-  scgi_temp_path ${dir}/nginx-scgi;
-  upstream app { server ${app}; keepalive 64; }
+function nginxHttp(listen: string, app: string): string {
+  return nginxConf(
+    dir,
+    `  upstream app { server ${app}; keepalive 64; }
   server {
     listen ${listen};
     location / {
@@ -319,8 +292,8 @@ http {
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_buffering off;
     }
-  }
-}\n`;
+  }`,
+  );
 }
 
 // ---- load ------------------------------------------------------------------------------
@@ -406,51 +379,27 @@ async function uploads(row: Row): Promise<{ results: UploadResult[]; peaks: Mem[
 
 // ---- the run -----------------------------------------------------------------------------
 
-interface RowResult {
-  idle: Mem[];
-  paced: Mem[];
-  max: Mem[];
-  pacedRuns: Run[];
-  maxRuns: Run[];
-}
-
 async function main(): Promise<void> {
   const loadBefore = loadAverage();
   const started = new Date();
   const { rows, appPid } = await startRows();
-  const results = new Map<RowName, RowResult>();
-  await sleep(1000);
-  for (const row of rows) {
-    const idle = row.proxies.map((p) => memOf(p.pids));
-    const none = row.proxies.map(() => ZERO);
-    results.set(row.name, { idle, paced: none, max: none, pacedRuns: [], maxRuns: [] });
-  }
-  const result = (row: Row) => results.get(row.name)!;
-
-  console.error(`latency: warm-up ${WARMUP_SECONDS}s per row, then ${ROUNDS} rounds`);
-  const everyone = [...rows.flatMap(pidsOf), appPid, process.pid];
-  setAffinity(everyone, ALL_CPUS);
-  for (const row of rows) {
-    const [, mem] = await sampled(row.proxies, () => wrk(row, WARMUP_SECONDS, true));
-    result(row).paced = peak(result(row).paced, mem);
-  }
-  await rounds(ROUNDS, rows, async (row) => {
-    const [run, mem] = await sampled(row.proxies, () => wrk(row, SECONDS, true));
-    result(row).pacedRuns.push(run);
-    result(row).paced = peak(result(row).paced, mem);
+  const { results, everyone } = await measure({
+    rows,
+    others: [appPid],
+    cpus,
+    rounds: ROUNDS,
+    seconds: SECONDS,
+    warmupSeconds: WARMUP_SECONDS,
+    paced: (row, seconds) => wrk(row, seconds, true),
+    max: (row, seconds) => wrk(row, seconds, false),
+    progress: (phase) =>
+      console.error(
+        phase === "latency"
+          ? `latency: warm-up ${WARMUP_SECONDS}s per row, then ${ROUNDS} rounds`
+          : `throughput: ${ROUNDS} rounds, proxies pinned to CPU ${PROXY_CPU}`,
+      ),
   });
-
-  console.error(`throughput: ${ROUNDS} rounds, proxies pinned to CPU ${PROXY_CPU}`);
-  setAffinity([appPid, process.pid], LOAD_CPUS);
-  await rounds(ROUNDS, rows, async (row) => {
-    setAffinity(pidsOf(row), PROXY_CPU);
-    await sleep(300);
-    const [run, mem] = await sampled(row.proxies, () => wrk(row, SECONDS, false));
-    result(row).maxRuns.push(run);
-    result(row).max = peak(result(row).max, mem);
-    setAffinity(pidsOf(row), ALL_CPUS);
-  });
-  setAffinity(everyone, ALL_CPUS);
+  cpus.setAffinity(everyone, ALL_CPUS);
 
   const forward = rows.find((r) => r.name === "verso-forward");
   let up: Awaited<ReturnType<typeof uploads>> | undefined;
@@ -466,20 +415,12 @@ async function main(): Promise<void> {
 
 function report(
   rows: Row[],
-  results: Map<RowName, RowResult>,
+  results: Map<RowName, RowResult<Run>>,
   up: Awaited<ReturnType<typeof uploads>> | undefined,
   when: { started: Date; loadBefore: string; loadAfter: string },
 ): void {
-  const r = (name: RowName) => results.get(name);
   const fwd = rows.find((row) => row.name === "verso-forward");
-  const direct = r("direct")!;
-  /** The row's median minus direct's (robust to one noisy direct round, unlike per round). */
-  const added = (res: RowResult, key: "p50" | "p99") =>
-    median(res.pacedRuns.map((x) => x[key])) - median(direct.pacedRuns.map((x) => x[key]));
-  const cpuUs = (runs: Run[]) => runs.map((run) => (run.cpu / run.requests) * 1e6);
-  const rps = (name: RowName) => median(r(name)?.maxRuns.map((x) => x.rps) ?? [NaN]);
-  const perCpu = (name: RowName) =>
-    median(r(name)?.maxRuns.map((x) => x.requests / x.cpu) ?? [NaN]);
+  const { r, added, rps, perCpu } = summary(results, (run) => run.requests);
 
   console.log(
     `\n## Proxy benchmark, ${when.started.toISOString()}\n\n` +
@@ -492,66 +433,14 @@ function report(
       `Verso on Bun from ${values.ts ? "sidecar/main.ts" : "the image's bundle (bun build)"}, env ${JSON.stringify(PROXY_RUNTIME_ENV)}; node-verso env ${JSON.stringify(NODE_VERSO_ENV)}.\n`,
   );
   const proxied = rows.filter((row) => row.proxies.length > 0);
-  console.log(
-    markdown(
-      [
-        "path",
-        "RSS idle / paced / sat. peak MB",
-        "private idle / paced / peak MB",
-        "max req/s",
-        "vs nginx",
-        "proxy CPU %",
-        "CPU µs/req max",
-        "CPU µs/req paced",
-        "errors",
-      ],
-      rows.map((row) => {
-        const res = r(row.name)!;
-        const mem = (k: keyof Mem) =>
-          `${mb(heaviest(res.idle)[k])} / ${mb(heaviest(res.paced)[k])} / ${mb(heaviest(res.max)[k])}`;
-        const isProxy = row.proxies.length > 0;
-        const or = (text: () => string) => (isProxy ? text() : "-");
-        return [
-          row.name,
-          or(() => mem("rss")),
-          or(() => mem("anon")),
-          spread(
-            res.maxRuns.map((x) => x.rps),
-            fixed(0),
-          ),
-          or(() => (r("nginx") ? (rps(row.name) / rps("nginx")).toFixed(2) : "-")),
-          or(() => fixed(0)(median(res.maxRuns.map((x) => (x.cpu / SECONDS) * 100)))),
-          or(() => spread(cpuUs(res.maxRuns), fixed(0))),
-          or(() => fixed(0)(median(cpuUs(res.pacedRuns)))),
-          String([...res.pacedRuns, ...res.maxRuns].reduce((n, x) => n + x.errors, 0)),
-        ];
-      }),
-    ),
-  );
-  console.log(
-    "\nverso-forward: RSS of the larger of its two proxies, CPU of both. " +
-      "A proxy under 100% CPU at max was held back by the app or wrk: compare per CPU-second.\n",
-  );
-  console.log(
-    markdown(
-      ["path", "paced req/s", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"],
-      rows.map((row) => {
-        const res = r(row.name)!;
-        const isProxy = row.proxies.length > 0;
-        return [
-          row.name,
-          fixed(0)(median(res.pacedRuns.map((x) => x.rps))),
-          fixed(3)(median(res.pacedRuns.map((x) => x.p50))),
-          spread(
-            res.pacedRuns.map((x) => x.p99),
-            fixed(3),
-          ),
-          isProxy ? fixed(3)(added(res, "p50")) : "-",
-          isProxy ? fixed(3)(added(res, "p99")) : "-",
-        ];
-      }),
-    ),
-  );
+  printRowTables(rows, results, {
+    unit: "req",
+    served: (run) => run.requests,
+    seconds: SECONDS,
+    nginx: "nginx",
+    forward: "verso-forward",
+    loadGenerator: "wrk",
+  });
 
   if (up && fwd) {
     console.log(
@@ -642,11 +531,7 @@ function report(
         PIN,
         before: values.before,
       },
-      rows: rows.map((row) => ({
-        name: row.name,
-        proxies: row.proxies.map((p) => p.label),
-        ...results.get(row.name),
-      })),
+      rows: rowsJson(rows, results),
       uploads: up && {
         results: up.results,
         peaks: up.peaks.map((m, i) => ({ proxy: fwd?.proxies[i]?.label, ...m })),
@@ -656,9 +541,4 @@ function report(
     writeFileSync(values.json, `${JSON.stringify(json, null, 2)}\n`);
   }
 }
-main()
-  .catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(() => stopAll());
+run(main);

@@ -107,26 +107,17 @@ const GATE_NAMES: Record<GateRow["gate"], string> = {
   "min-requests": "requests",
 };
 
+/** `x` in the gate's unit. */
+function inUnit(unit: GateRow["unit"], x: number): string {
+  return unit === "%" ? pct(x) : unit === "ms" ? ms(x) : unit === "x" ? `${num(x)}x` : String(x);
+}
+
 function gateValue(g: GateRow): string {
-  if (g.value === undefined) return "-";
-  return g.unit === "%"
-    ? pct(g.value)
-    : g.unit === "ms"
-      ? ms(g.value)
-      : g.unit === "x"
-        ? `${num(g.value)}x`
-        : String(g.value);
+  return g.value === undefined ? "-" : inUnit(g.unit, g.value);
 }
 
 function gateThreshold(g: GateRow): string {
-  const v =
-    g.unit === "%"
-      ? pct(g.threshold)
-      : g.unit === "ms"
-        ? ms(g.threshold)
-        : g.unit === "x"
-          ? `${num(g.threshold)}x`
-          : String(g.threshold);
+  const v = inUnit(g.unit, g.threshold);
   return g.gate === "min-requests" ? `>= ${v}` : `<= ${v}`;
 }
 

@@ -14,8 +14,8 @@ import { localPodRange, type LocalRange } from "../harness/localRoute.ts";
 import { REPO_ROOT } from "../harness/paths.ts";
 import { makeLeaf } from "../harness/pki.ts";
 import { isReady } from "../harness/podStatus.ts";
-import { sleep, waitFor } from "../harness/ports.ts";
-import { waitForPhase } from "./controllerFixtures.ts";
+import { waitFor } from "../harness/ports.ts";
+import { getThroughProxy, podLoad, waitForPhase } from "./controllerFixtures.ts";
 import { createNamespace, deployment, podsOf } from "./fixtures.ts";
 
 export const CLI = join(REPO_ROOT, "bin", "kubectl-verso.js");
@@ -202,27 +202,9 @@ export async function startScene(): Promise<Scene> {
 }
 
 /** Requests to every ready proxy of the app, about 20 per second each, until stopped. */
-function traffic(cluster: Cluster, app: string): () => Promise<void> {
-  let stopped = false;
-  const done = (async () => {
-    while (!stopped) {
-      const pods = (
-        await podsOf(cluster.cp.client, SCENE_NS, `app.kubernetes.io/name=${app}`)
-      ).filter(isReady);
-      for (let i = 0; i < 20 && !stopped; i++) {
-        await Promise.all(
-          pods.map((p) =>
-            fetch(`http://${p.status?.podIP}:15006/`, { signal: AbortSignal.timeout(3_000) })
-              .then((r) => r.arrayBuffer())
-              .catch(() => undefined),
-          ),
-        );
-        await sleep(50);
-      }
-    }
-  })();
-  return async () => {
-    stopped = true;
-    await done;
-  };
-}
+const traffic = (cluster: Cluster, app: string): (() => Promise<void>) =>
+  podLoad(cluster.cp.client, SCENE_NS, app, getThroughProxy, {
+    perList: 20,
+    minutes: Infinity,
+    max: Infinity,
+  }).stop;

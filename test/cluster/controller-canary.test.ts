@@ -10,10 +10,13 @@ import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { sleep, waitFor } from "../harness/ports.ts";
 import {
   eventsFor,
+  getThroughProxy,
   openStream,
+  podLoad,
   serviceAccountToken,
   statusOf,
   waitForPhase,
+  type PodLoad,
   type StatusAnnotation,
   type TableStream,
 } from "./controllerFixtures.ts";
@@ -32,30 +35,8 @@ const canary = (steps: string): Record<string, string> => ({
 });
 
 /** Bounded load: every ~50ms one request to each ready proxy of the app, until stopped or 3 minutes. */
-function traffic(cluster: Cluster, appName: string): { stop(): Promise<void>; sent(): number } {
-  let stopped = false;
-  let sent = 0;
-  const deadline = Date.now() + 180_000;
-  const done = (async () => {
-    while (!stopped && Date.now() < deadline && sent < 20_000) {
-      const pods = (
-        await podsOf(cluster.cp.client, NS, `app.kubernetes.io/name=${appName}`)
-      ).filter(isReady);
-      for (let i = 0; i < 10 && !stopped; i++) {
-        await Promise.all(
-          pods.map((p) =>
-            fetch(`http://${p.status?.podIP}:15006/`, { signal: AbortSignal.timeout(3_000) })
-              .then((r) => r.arrayBuffer())
-              .catch(() => undefined)
-              .finally(() => sent++),
-          ),
-        );
-        await sleep(50);
-      }
-    }
-  })();
-  return { stop: async () => ((stopped = true), await done), sent: () => sent };
-}
+const traffic = (cluster: Cluster, appName: string): PodLoad =>
+  podLoad(cluster.cp.client, NS, appName, getThroughProxy);
 
 describe("controller: automated canary on real proxy traffic", () => {
   let cluster: Cluster;

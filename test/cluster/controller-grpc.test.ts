@@ -17,11 +17,12 @@ import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { sample } from "../harness/metrics.ts";
 import { isReady } from "../harness/podStatus.ts";
 import type { Pod } from "../harness/podTypes.ts";
-import { sleep, waitFor } from "../harness/ports.ts";
+import { waitFor } from "../harness/ports.ts";
 import { client as grpcClient, unary, type UnaryResult } from "../process/grpc-fixture.ts";
 import {
   eventsFor,
   openStream,
+  podLoad,
   serviceAccountToken,
   statusOf,
   waitForPhase,
@@ -52,32 +53,18 @@ interface Load {
  * 20,000 calls. Each call has a 3 s deadline.
  */
 function grpcTraffic(cluster: Cluster, appName: string): Load {
-  let stopped = false;
   const results: UnaryResult[] = [];
   const clients = new Map<string, grpc.Client>();
-  const deadline = Date.now() + 180_000;
-  const done = (async () => {
-    while (!stopped && Date.now() < deadline && results.length < 20_000) {
-      const ips = (await podsOf(cluster.cp.client, NS, `app.kubernetes.io/name=${appName}`))
-        .filter(isReady)
-        .map((p) => p.status?.podIP ?? "");
-      for (let i = 0; i < 10 && !stopped; i++) {
-        await Promise.all(
-          ips.map(async (ip) => {
-            let c = clients.get(ip);
-            if (!c) clients.set(ip, (c = grpcClient(ip, PROXY_PORT.grpc)));
-            results.push(await unary(c, "hello", {}, { deadline: Date.now() + 3_000 }));
-          }),
-        );
-        await sleep(50);
-      }
-    }
-  })();
+  const load = podLoad(cluster.cp.client, NS, appName, async (pod) => {
+    const ip = pod.status?.podIP ?? "";
+    let c = clients.get(ip);
+    if (!c) clients.set(ip, (c = grpcClient(ip, PROXY_PORT.grpc)));
+    results.push(await unary(c, "hello", {}, { deadline: Date.now() + 3_000 }));
+  });
   return {
     results,
     stop: async () => {
-      stopped = true;
-      await done;
+      await load.stop();
       for (const c of clients.values()) c.close();
     },
   };

@@ -8,7 +8,10 @@ import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { parseRoutingTableJson, type RoutingTable } from "../../shared/table.ts";
 import { TOKEN_AUDIENCE } from "../../shared/pod-env.ts";
 import type { KubeClient } from "../harness/kubeClient.ts";
-import { waitFor } from "../harness/ports.ts";
+import { isReady } from "../harness/podStatus.ts";
+import type { Pod } from "../harness/podTypes.ts";
+import { sleep, waitFor } from "../harness/ports.ts";
+import { podsOf } from "./fixtures.ts";
 
 export async function serviceAccountToken(
   client: KubeClient,
@@ -219,3 +222,41 @@ export async function waitForPhase(
     });
   }
 }
+
+export interface PodLoad {
+  stop(): Promise<void>;
+  /** Calls ended so far. */
+  sent(): number;
+}
+
+/**
+ * Bounded load: every ~50 ms `call` once for each ready pod of the app (the pods listed again
+ * every `perList` rounds), until stopped, `minutes` have passed or `max` calls have ended.
+ */
+export function podLoad(
+  client: KubeClient,
+  ns: string,
+  app: string,
+  call: (pod: Pod) => Promise<unknown>,
+  { perList = 10, minutes = 3, max = 20_000 } = {},
+): PodLoad {
+  let stopped = false;
+  let sent = 0;
+  const deadline = Date.now() + minutes * 60_000;
+  const done = (async () => {
+    while (!stopped && Date.now() < deadline && sent < max) {
+      const pods = (await podsOf(client, ns, `app.kubernetes.io/name=${app}`)).filter(isReady);
+      for (let i = 0; i < perList && !stopped; i++) {
+        await Promise.all(pods.map((p) => call(p).finally(() => sent++)));
+        await sleep(50);
+      }
+    }
+  })();
+  return { stop: async () => ((stopped = true), await done), sent: () => sent };
+}
+
+/** One GET to the pod's proxy (inbound port), the body read; a failure is ignored. */
+export const getThroughProxy = (pod: Pod): Promise<unknown> =>
+  fetch(`http://${pod.status?.podIP}:15006/`, { signal: AbortSignal.timeout(3_000) })
+    .then((r) => r.arrayBuffer())
+    .catch(() => undefined);
