@@ -66,3 +66,26 @@ export function toUpstream(h: Headers, clientIp: string | undefined): Headers {
   }
   return h;
 }
+
+/**
+ * Host (RFC 3986 3.2.2-3.2.3): reg-name / IPv4 / [IP-literal], then an optional port. No
+ * space, so it also refuses several Host lines, which Bun.serve joins with ", ".
+ */
+const HOST = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]*$/;
+
+/**
+ * Why a request Bun.serve accepted must not be forwarded (the `x-verso-error` of a 400), or
+ * undefined. Bun.serve refuses the rest itself: CL with TE, differing Content-Lengths,
+ * obfuscated Transfer-Encoding, bad request lines (test/process/sidecar-hostile.test.ts).
+ * - Repeated Content-Length lines with the same value are accepted by Bun and joined ("5, 5"),
+ *   which Bun's fetch then refuses: without this the client got a 502 counted as an app
+ *   error, so a hostile client could raise a canary's error rate at will.
+ * - RFC 9112 3.2: a server MUST answer 400 to more than one Host line or an invalid Host;
+ *   Bun.serve forwards both (the app saw `host: shop, other` and `host: a/b`).
+ */
+export function malformed(h: Headers): string | undefined {
+  if (h.get("content-length")?.includes(",")) return "bad-content-length";
+  const host = h.get("host");
+  if (host !== null && !HOST.test(host)) return "bad-host";
+  return undefined;
+}

@@ -21,7 +21,7 @@ import {
 import type { CompiledTable, Peer } from "../routing/compile.ts";
 import { decide, viewOf, type Decision } from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
-import { stripHopByHop, toUpstream, VERSION_HEADER } from "./headers.ts";
+import { malformed, stripHopByHop, toUpstream, VERSION_HEADER } from "./headers.ts";
 import { PeerPool } from "./peers.ts";
 import { errorKind, planRetry, type RetryPlan } from "./retry.ts";
 import { createWebSocketRelay, type RelayData } from "./websocket.ts";
@@ -79,8 +79,13 @@ interface Exchange {
   resetRetried: boolean;
 }
 
-/** `/path?query` of Bun's absolute request URL, without building a URL object. */
+/** `/path?query` of Bun's request URL, without building a URL object. */
 function pathAndQuery(url: string): string {
+  // Bun gives the bare origin-form target ("/a/b?q") when the Host does not make a URL (no
+  // Host on HTTP/1.0, an empty one, `Host: a b`): searching it for the scheme's "//" dropped
+  // the first segment, so `/a/b` reached the app as `/b` and `/echo` as `/`
+  // (test/process/sidecar-hostile.test.ts).
+  if (url.charCodeAt(0) === 47 /* "/" */) return url;
   const slash = url.indexOf("/", url.indexOf("//") + 2);
   return slash === -1 ? "/" : url.slice(slash);
 }
@@ -291,10 +296,12 @@ export function createProxy(opts: ProxyOptions): Proxy {
   });
 
   async function exchange(req: Request, srv: Server<RelayData>): Promise<Response | undefined> {
+    const headers = req.headers;
+    const refusal = malformed(headers);
+    if (refusal !== undefined) return badRequest(refusal);
     // A response may stay quiet for minutes (SSE, long polls): no idle cut while one is in
     // progress. The keep-alive limit comes back when it ends (`restore`).
     srv.timeout(req, 0);
-    const headers = req.headers;
     const token = headers.get(HOP_HEADER);
     const hopValid = token !== null && store.hop.verify(token, Date.now());
     const target = pathAndQuery(req.url);
@@ -353,6 +360,18 @@ export function createProxy(opts: ProxyOptions): Proxy {
 }
 
 function noop(): void {}
+
+/**
+ * A 400 for a request Bun.serve accepted but whose headers are not fit to forward (see
+ * `malformed`): the client's error, so not counted as served nor as an upstream error, and
+ * the connection is closed, as Bun closes it after the 400s it sends itself.
+ */
+function badRequest(code: string): Response {
+  return new Response(`verso proxy: ${code}\n`, {
+    status: 400,
+    headers: { "content-type": "text/plain", "x-verso-error": code, connection: "close" },
+  });
+}
 
 /** The answer to a client that has already gone: never written, only returned. */
 function gone(x: Exchange): Response {
