@@ -25,7 +25,7 @@ import { HOP_HEADER } from "../routing/hop.ts";
 import { PeerPool } from "../proxy/peers.ts";
 import { VERSION_HEADER } from "../proxy/headers.ts";
 import { SessionPool } from "./sessions.ts";
-import { GRPC, grpcCode, grpcCodeClass, parseGrpcTimeout, trailersOnly } from "./status.ts";
+import { deadlineTimerMs, GRPC, grpcCode, grpcCodeClass, trailersOnly } from "./status.ts";
 
 export interface GrpcProxyOptions {
   listen: { host: string; port: number };
@@ -163,7 +163,7 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
       finish(code);
     };
 
-    const timeoutMs = parseGrpcTimeout(h["grpc-timeout"]);
+    const timeoutMs = deadlineTimerMs(h["grpc-timeout"]);
     // The proxy never waits past the caller's deadline: the upstream is cancelled and the
     // caller told DEADLINE_EXCEEDED (the app's own clock may be later than ours).
     const deadline =
@@ -254,6 +254,9 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
       let responded = false;
       u.on("response", (rh) => {
         responded = true;
+        // Answered: nothing will be replayed now, so a long stream keeps no copy of its start.
+        replayable = false;
+        replay.length = 0;
         if (!done) relayResponse(u, rh);
       });
       u.on("error", (error) => {

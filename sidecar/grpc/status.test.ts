@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  deadlineTimerMs,
   encodeGrpcMessage,
   grpcCode,
   grpcCodeClass,
@@ -43,6 +44,17 @@ describe("parseGrpcTimeout", () => {
   ];
   for (const [text, ms] of rows)
     it(`${String(text)} -> ${String(ms)}`, () => expect(parseGrpcTimeout(text)).toBe(ms));
+});
+
+describe("deadlineTimerMs: what the proxy's own deadline timer is armed with", () => {
+  it("a usual deadline as is; none without grpc-timeout; none past what a timer holds", () => {
+    expect(deadlineTimerMs("250m")).toBe(250);
+    expect(deadlineTimerMs("24H")).toBe(86_400_000);
+    expect(deadlineTimerMs(undefined)).toBeUndefined();
+    // grpc-go's "no deadline" is 30 days: armed, a timer would fire at once (it did, tested).
+    expect(deadlineTimerMs("2592000S")).toBeUndefined();
+    expect(deadlineTimerMs("99999999H")).toBeUndefined();
+  });
 });
 
 describe("trailers-only answers", () => {

@@ -58,6 +58,19 @@ export function parseGrpcTimeout(value: string | string[] | undefined): number |
   return Number(m[1]) * TIMEOUT_UNIT_MS[m[2]!]!;
 }
 
+/** The longest delay a timer takes (2^31-1 ms, 24.8 days); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * How long the proxy itself waits before answering DEADLINE_EXCEEDED, or undefined for no
+ * timer: no `grpc-timeout`, or one past what a timer can hold (grpc-go sends 30 days for "no
+ * deadline"; armed, it would fire at once and fail the call). The caller keeps its own clock.
+ */
+export function deadlineTimerMs(value: string | string[] | undefined): number | undefined {
+  const ms = parseGrpcTimeout(value);
+  return ms === undefined || ms > MAX_TIMER_MS ? undefined : ms;
+}
+
 /** grpc-message is percent-encoded (gRPC over HTTP/2 spec): printable ASCII except `%` as is. */
 export function encodeGrpcMessage(message: string): string {
   let out = "";

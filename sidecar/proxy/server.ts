@@ -157,12 +157,22 @@ export function createProxy(opts: ProxyOptions): Proxy {
     if (draining) headers.set("connection", "close");
     const { status, statusText } = up;
     let finished = false;
-    const finish = (counted: number): void => {
+    /**
+     * `counted`: the status this version is counted with where it served; undefined when the
+     * client went away first (nobody's error, as for every path: nginx would log 499).
+     */
+    const finish = (counted: number | undefined): void => {
       if (finished) return;
       finished = true;
-      if (local) countServed(x, counted);
+      if (local && counted !== undefined) countServed(x, counted);
       x.restore();
       done();
+    };
+    /** The body broke off: the client left (not counted), or the upstream failed mid-body. */
+    const brokeOff = (error: unknown, fallback: number): void => {
+      if (x.req.signal.aborted) return finish(undefined);
+      metrics.upstreamError(errorKind(error, local ? "app" : "peer"));
+      finish(fallback);
     };
     const source = up.body;
     if (source === null) {
@@ -176,9 +186,10 @@ export function createProxy(opts: ProxyOptions): Proxy {
           finish(status);
           return new Response(body, { status, statusText, headers });
         },
-        () => {
-          // The upstream broke off mid-body; the client has seen nothing yet: a clean 502.
-          finish(502);
+        (error: unknown) => {
+          // The upstream broke off mid-body, or the client left; either way nothing was sent
+          // yet: a clean 502 (a gone client never reads it).
+          brokeOff(error, 502);
           return failure(x, 502, local ? "app-reset" : "peer-reset");
         },
       );
@@ -194,12 +205,14 @@ export function createProxy(opts: ProxyOptions): Proxy {
               finish(status);
             } else c.enqueue(value);
           } catch (error) {
-            finish(status);
+            // Headers are out: the client sees a cut body; the app's failure where served.
+            brokeOff(error, 502);
             c.error(error);
           }
         },
         cancel(reason) {
-          finish(status);
+          // The client went away mid-body.
+          finish(undefined);
           return reader.cancel(reason);
         },
       },
@@ -280,8 +293,10 @@ export function createProxy(opts: ProxyOptions): Proxy {
       }
     }
     metrics.fellBack(d.forward);
-    // A failed attempt left the token signed for that peer: it is not the app's to see.
+    // A failed attempt left the token signed for that peer: it is not the app's to see. The
+    // app's own keep-alive race gets its one grace retry whatever happened with the peers.
     x.headers.delete(HOP_HEADER);
+    x.resetRetried = false;
     return serveLocal(x);
   }
 

@@ -16,7 +16,7 @@ import type { Decision } from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import { toUpstream, VERSION_HEADER } from "./headers.ts";
 import type { PeerPool } from "./peers.ts";
-import { errorKind } from "./retry.ts";
+import { errorKind, planRetry } from "./retry.ts";
 
 export interface RelayData {
   readonly upstream: WebSocket;
@@ -151,15 +151,23 @@ export function createWebSocketRelay(deps: RelayDeps): WebSocketRelay {
       if (!opened.ok) {
         const kind = errorKind(opened.error, peer ? "peer" : "app");
         metrics.upstreamError(kind);
-        if (peer) {
-          pool.markDown(peer.addr, Date.now());
+        // The same rule as plain requests (retry.ts): only a refused connection moves on to
+        // the next peer; a handshake the upstream answered with a refusal (401, 404...) is its
+        // answer, not a dead peer, and the client gets a 502 rather than another version.
+        const plan = planRetry({ kind, method: "GET", bodyless: true, resetRetried: true });
+        if (peer && plan.do === "next") {
+          if (plan.markDown) pool.markDown(peer.addr, Date.now());
           tried.add(peer.addr);
           continue;
         }
-        return new Response("verso proxy: the app refused or failed the websocket handshake\n", {
-          status: 502,
-          headers: { "content-type": "text/plain", "x-verso-error": kind },
-        });
+        const status = plan.do === "fail" ? plan.status : 502;
+        return new Response(
+          "verso proxy: the upstream refused or failed the websocket handshake\n",
+          {
+            status,
+            headers: { "content-type": "text/plain", "x-verso-error": kind },
+          },
+        );
       }
       const ws = opened.ws;
       const extra = new Headers();

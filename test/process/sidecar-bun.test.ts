@@ -19,6 +19,7 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { freePort, sleep, waitFor } from "../harness/ports.ts";
+import { sample } from "../harness/metrics.ts";
 import {
   establishedWith,
   makeDir,
@@ -109,6 +110,13 @@ const upReceived: Tally[] = [];
 
 const routes: AppRoutes = {
   http: {
+    /** Promises 100 bytes, sends 10, then stalls until the client is gone (or 5 s). */
+    "/partial": (_req, res) => {
+      res.writeHead(200, { "content-length": "100" });
+      res.write("0123456789");
+      const t = setTimeout(() => res.destroy(), 5_000);
+      res.once("close", () => clearTimeout(t));
+    },
     /** Counts and hashes the request body: {bytes, sha256}. */
     "/hash": (req, res) => {
       const t = new Tally();
@@ -551,6 +559,22 @@ describe("other Upgrade protocols", () => {
       expect(app1.requests + app2.requests - before).toBe(0);
     });
   }
+});
+
+describe("a client that leaves is nobody's error", () => {
+  it("a client gone while a small body is read counts no 5xx and no upstream error", async () => {
+    const m0 = await p1.metrics();
+    const ac = new AbortController();
+    const pending = fetch(`${p1.url}/partial`, { signal: ac.signal }).then((r) => r.text());
+    setTimeout(() => ac.abort(), 300);
+    await expect(pending).rejects.toThrow();
+    await sleep(300);
+    const m1 = await p1.metrics();
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      sample(m1, name, labels) - sample(m0, name, labels);
+    expect(delta("verso_requests_total", { code_class: "5xx" })).toBe(0);
+    expect(delta("verso_upstream_errors_total")).toBe(0);
+  });
 });
 
 // ---- websockets ----
