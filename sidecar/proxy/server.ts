@@ -369,7 +369,9 @@ export function createProxy(opts: ProxyOptions): Proxy {
     startDrain() {
       draining = true;
       // Stop listening; requests in flight finish (main.ts waits for them, then exits).
+      // Websockets have no end of their own: close them (1001) rather than wait them out.
       void server.stop(false);
+      relayWs.closeAll();
     },
   };
 }

@@ -101,10 +101,16 @@ export type WebSocketRelay = ((
   target: string,
   clientIp: string | undefined,
   hopValid: boolean,
-) => Promise<Response | undefined>) & { handler: WebSocketHandler<RelayData> };
+) => Promise<Response | undefined>) & {
+  handler: WebSocketHandler<RelayData>;
+  /** Drain: close every relayed socket with 1001 "going away" (each side gets a close frame). */
+  closeAll(): void;
+};
 
 export function createWebSocketRelay(deps: RelayDeps): WebSocketRelay {
   const { metrics, pool, store } = deps;
+  /** Relayed sockets, so a drain can close them instead of waiting them out. */
+  const open = new Set<ServerWebSocket<RelayData>>();
 
   async function upgrade(
     req: Request,
@@ -193,6 +199,7 @@ export function createWebSocketRelay(deps: RelayDeps): WebSocketRelay {
     // A quiet websocket is normal; its own pings keep it alive, not our timer.
     idleTimeout: 0,
     open(client) {
+      open.add(client);
       const up = client.data.upstream;
       up.onmessage = (event: MessageEvent) => {
         // -1: queued under backpressure; stop reading the upstream until `drain`.
@@ -222,6 +229,7 @@ export function createWebSocketRelay(deps: RelayDeps): WebSocketRelay {
       client.data.upstream.resume();
     },
     close(client, code, reason) {
+      open.delete(client);
       stopWatch(client);
       const up = client.data.upstream;
       if (up.readyState === WebSocket.CLOSED || up.readyState === WebSocket.CLOSING) return;
@@ -229,7 +237,13 @@ export function createWebSocketRelay(deps: RelayDeps): WebSocketRelay {
     },
   };
 
-  return Object.assign(upgrade, { handler });
+  return Object.assign(upgrade, {
+    handler,
+    closeAll() {
+      // The client's close() runs `handler.close`, which closes the upstream side as well.
+      for (const client of open) closeWith((c, r) => client.close(c, r), 1001, "proxy draining");
+    },
+  });
 }
 
 function stopWatch(client: ServerWebSocket<RelayData>): void {

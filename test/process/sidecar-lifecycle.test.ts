@@ -6,6 +6,7 @@ import http from "node:http";
 import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { bundleProxy } from "../harness/compiled.ts";
 import { sample } from "../harness/metrics.ts";
 import { freePort, sleep, waitFor } from "../harness/ports.ts";
@@ -72,6 +73,22 @@ describe("proxy lifecycle", () => {
     expect((await p.proc.exited).code).toBe(0);
     expect(Date.now() - t0).toBeLessThan(3_000);
     expect(await slow).toBeInstanceOf(Error);
+  });
+
+  it("SIGTERM closes relayed websockets with 1001 at once instead of waiting out --drain-seconds", async () => {
+    const { p } = await startShopProxy("drain-ws", 1, { extraArgs: ["--drain-seconds", "20"] });
+    const ws = new WebSocket(`ws://${H}:${p.port}/ws`);
+    await new Promise((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    });
+    const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
+    const t0 = Date.now();
+    process.kill(p.proc.pid, "SIGTERM");
+    expect(await closed).toBe(1001);
+    expect((await p.proc.exited).code).toBe(0);
+    // Not the 20 s drain: nothing else was in flight once the socket was closed.
+    expect(Date.now() - t0).toBeLessThan(3_000);
   });
 
   it("the image's bundle (bun build, as Dockerfile.sidecar builds it) serves, routes and counts", async () => {
