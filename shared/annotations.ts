@@ -1,10 +1,11 @@
 /**
  * The public annotation and label API (prefix `verso.dev/`). Names here are a contract with
- * users: add freely, rename nothing. See docs/annotations.md for the reference table.
+ * users: add freely, rename nothing. Reference tables: README "Annotation reference",
+ * docs/controller.md (release policy), docs/injection.md (tunables).
  */
 export const PREFIX = "verso.dev/";
 
-/** Labels the webhook writes on every injected pod (identity, DESIGN.md). */
+/** Labels the webhook writes on every injected pod (docs/design.md, "Identity"). */
 export const LABEL = {
   app: "verso.dev/app",
   version: "verso.dev/version",

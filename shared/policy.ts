@@ -1,6 +1,6 @@
 /**
  * Release policy: the `verso.dev/*` annotations of a release Deployment, parsed and validated
- * once (DESIGN.md, "Release policy"). Pure: annotations in, a policy or every problem out.
+ * once (docs/controller.md, "Release policy"; docs/design.md). Pure: annotations in, a policy or every problem out.
  * Each problem carries a stable code (tests, Events and status key on it) and a message that
  * says what to write instead.
  */

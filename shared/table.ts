@@ -1,6 +1,6 @@
 /**
  * The routing table: the one JSON document the controller streams and `--routes FILE` holds
- * (DESIGN.md, "Contracts"). Fields may be added, never renamed. Both sides import this file.
+ * (docs/design.md, "Contracts"; field reference in docs/routing.md). Fields may be added, never renamed. Both sides import this file.
  */
 import { err, ok, type Result } from "./errors.ts";
 import { splitHostPort } from "./net.ts";

@@ -1,5 +1,5 @@
 /**
- * The controller's route stream (DESIGN.md; the controller implements the same contract):
+ * The controller's route stream (docs/routing.md, "The controller stream"; the controller implements the same contract):
  *   GET {controllerUrl}/v1/routes?namespace=<ns>&app=<app>
  *   Authorization: Bearer <token, re-read from the token file on every connect>
  *   Accept: text/event-stream; Last-Event-ID: <revision> on reconnect

@@ -86,7 +86,7 @@ describe("routing table parsing: bad input is rejected with a reason", () => {
     });
   }
 
-  it("the DESIGN.md example parses and compiles", () => {
+  it("the documented example table (docs/routing.md) parses and compiles", () => {
     const r = parseRoutingTableJson(
       JSON.stringify({
         app: "shop",

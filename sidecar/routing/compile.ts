@@ -1,7 +1,7 @@
 /**
  * Compile a routing table once per change into what the hot path needs: regexes built,
  * header names lowercased, peer lists resolved per version, the weight as a bucket threshold.
- * Per request the proxy then only looks things up (STYLE.md, "The hot path").
+ * Per request the proxy then only looks things up (build once at load, look up per request).
  */
 import type { MatchRule, RoutingTable, Strategy } from "../../shared/table.ts";
 import { splitHostPort } from "../../shared/net.ts";

@@ -1,6 +1,6 @@
 /**
  * One regression test per Bun default that silently breaks a proxy
- * (/work/shared/reference/bun-proxy-study.md, "Bun defaults that silently break a proxy"),
+ * (docs/routing.md: "Why Bun" and the pitfalls table under "The data path"),
  * each through real `bun sidecar/main.ts` processes:
  *
  *   v1: app + proxy on 127.0.7.2, v2: app + proxy on 127.0.7.3 (the forward path: client ->

@@ -1,5 +1,5 @@
 /**
- * Identity labels (DESIGN.md "Identity"). Precedence, first non-empty wins after sanitising:
+ * Identity labels (docs/design.md, "Identity"). Precedence, first non-empty wins after sanitising:
  *
  *   app:     annotation verso.dev/app > label app.kubernetes.io/name > label app
  *   version: annotation verso.dev/version > label app.kubernetes.io/version > label version
