@@ -20,7 +20,7 @@ import type { Logger } from "../../shared/log.ts";
 import type { TableStore } from "../config/store.ts";
 import type { ProxyMetrics } from "../metrics/metrics.ts";
 import type { CompiledTable, Peer } from "../routing/compile.ts";
-import { decide, type Decision, type RequestView } from "../routing/decide.ts";
+import { decide, viewOf, withoutHopKey, type Decision } from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import { PeerPool } from "../proxy/peers.ts";
 import { VERSION_HEADER } from "../proxy/headers.ts";
@@ -110,18 +110,8 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
 
   function route(path: string, h: http2.IncomingHttpHeaders, hopValid: boolean): Decision {
     if (path.startsWith(HEALTH_PREFIX)) return { serve: "local", reason: "health" };
-    const view: RequestView = {
-      path,
-      header: (name) => {
-        if (name === HOP_HEADER) return undefined;
-        const v = h[name];
-        return Array.isArray(v) ? v.join(", ") : v;
-      },
-      hopValid,
-    };
-    const d = decide(view, store.grpc, opts.version, roll);
-    if ("forward" in d && !store.hop.hasKey()) return { serve: "local", reason: d.reason };
-    return d;
+    const d = decide(viewOf(path, h, hopValid), store.grpc, opts.version, roll);
+    return store.hop.hasKey() ? d : withoutHopKey(d);
   }
 
   function onStream(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): void {

@@ -19,7 +19,7 @@ import {
   type UpstreamErrorKind,
 } from "../metrics/metrics.ts";
 import type { CompiledTable, Peer } from "../routing/compile.ts";
-import { decide, viewOf, type Decision } from "../routing/decide.ts";
+import { decide, viewOf, withoutHopKey, type Decision } from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import { malformed, stripHopByHop, toUpstream, VERSION_HEADER } from "./headers.ts";
 import { PeerPool } from "./peers.ts";
@@ -110,7 +110,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
   let draining = false;
   let warnedNoKey = false;
 
-  /** decide(), except that without a hop key nothing can be forwarded: serve here instead. */
+  /** decide(), except that without a hop key nothing can be forwarded (withoutHopKey). */
   function route(path: string, headers: Headers, hopValid: boolean): Decision {
     const d = decide(viewOf(path, headers, hopValid), store.current, opts.version, roll);
     if (!("forward" in d) || store.hop.hasKey()) return d;
@@ -120,7 +120,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
         "no hop key: serving locally instead of forwarding; set --hop-key-file or the table's hopKey",
       );
     }
-    return { serve: "local", reason: d.reason, fallback: d.forward };
+    return withoutHopKey(d);
   }
 
   function send(origin: string, x: Exchange): Promise<Response> {

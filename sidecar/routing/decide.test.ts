@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { parseRoutingTable, type RoutingTable } from "../../shared/table.ts";
 import { compileTable, type CompiledTable } from "./compile.ts";
-import { cookieValue, decide, viewOf, type Decision, type RequestView } from "./decide.ts";
+import {
+  cookieValue,
+  decide,
+  viewOf,
+  withoutHopKey,
+  type Decision,
+  type RequestView,
+} from "./decide.ts";
 import { BUCKETS, bucketOf } from "./hash.ts";
 
 function table(
@@ -442,3 +449,27 @@ describe("cookieValue", () => {
 });
 
 export type { RoutingTable };
+
+describe("viewOf and withoutHopKey: what every listener (HTTP, gRPC) routes through", () => {
+  it("reads Fetch Headers and node:http2's plain headers alike, and hides the hop header", () => {
+    const fetchView = viewOf("/p", new Headers({ "x-a": "1", "x-verso-hop": "t" }), false);
+    const h2View = viewOf("/p", { "x-a": ["1", "2"], "x-verso-hop": "t" }, false);
+    expect(fetchView.header("x-a")).toBe("1");
+    expect(h2View.header("x-a")).toBe("1, 2");
+    expect(fetchView.header("x-verso-hop")).toBeUndefined();
+    expect(h2View.header("x-verso-hop")).toBeUndefined();
+    expect(h2View.header("x-missing")).toBeUndefined();
+  });
+  it("turns a forward into serving here with the wanted version as a fallback; leaves the rest", () => {
+    const peers = [{ addr: "a:1", host: "a", port: 1, origin: "http://a:1", version: "v2" }];
+    expect(withoutHopKey({ forward: "v2", peers, reason: "random" })).toEqual({
+      serve: "local",
+      reason: "random",
+      fallback: "v2",
+    });
+    expect(withoutHopKey({ serve: "local", reason: "match" })).toEqual({
+      serve: "local",
+      reason: "match",
+    });
+  });
+});

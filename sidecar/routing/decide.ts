@@ -18,16 +18,31 @@ export interface RequestView {
   readonly hopValid: boolean;
 }
 
+/** Header values as Fetch's `Headers` (HTTP/1.1) or node:http2's plain object (gRPC) hold them. */
+export type HeaderSource = Headers | Readonly<Record<string, string | string[] | undefined>>;
+
 /**
- * The view of a Fetch API request: `path` without the query, headers as `Headers.get` reads
- * them. The hop header is hidden: it authenticates a hop, it is not the client's to match on.
+ * The view of a request: `path` without the query, a header by lowercased name with repeated
+ * values joined by ", " (as `Headers.get` does). The hop header is hidden: it authenticates a
+ * hop, it is not the client's to match on.
  */
-export function viewOf(path: string, headers: Headers, hopValid: boolean): RequestView {
-  return {
-    path,
-    header: (name) => (name === HOP_HEADER ? undefined : (headers.get(name) ?? undefined)),
-    hopValid,
-  };
+export function viewOf(path: string, headers: HeaderSource, hopValid: boolean): RequestView {
+  const get =
+    headers instanceof Headers
+      ? (name: string) => headers.get(name) ?? undefined
+      : (name: string) => {
+          const v = headers[name];
+          return Array.isArray(v) ? v.join(", ") : v;
+        };
+  return { path, header: (name) => (name === HOP_HEADER ? undefined : get(name)), hopValid };
+}
+
+/**
+ * Without a hop key nothing can be forwarded (a peer would not trust the call): serve here, and
+ * name the wanted version so the caller counts a fallback. Every listener routes through this.
+ */
+export function withoutHopKey(d: Decision): Decision {
+  return "forward" in d ? { serve: "local", reason: d.reason, fallback: d.forward } : d;
 }
 
 /** Why a version was chosen: the log field, the metric label and the docs' wording in one. */
