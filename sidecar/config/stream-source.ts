@@ -55,6 +55,8 @@ export function subscribeRoutes(opts: StreamOptions): StreamSource {
   let lastId: string | undefined;
   let current: AbortController | undefined;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the current stream answered 200 (undefined while not connected). */
+  let upSince: number | undefined;
 
   const retry = (why: string, fields: Record<string, unknown> = {}): void => {
     if (closed) return;
@@ -80,7 +82,6 @@ export function subscribeRoutes(opts: StreamOptions): StreamSource {
       }
       const result = store.apply(parsed.value, true);
       if (result.applied) {
-        failures = 0;
         if (ev.id !== undefined) lastId = ev.id;
         log.info("routing table applied", { revision: parsed.value.revision });
       } else {
@@ -131,6 +132,7 @@ export function subscribeRoutes(opts: StreamOptions): StreamSource {
         return ["unexpected status", { status }];
       }
       alive();
+      upSince = Date.now();
       log.info("route stream connected", { url: url.href, lastEventId: lastId ?? null });
       const parser = new SseParser();
       const decoder = new TextDecoder();
@@ -157,6 +159,10 @@ export function subscribeRoutes(opts: StreamOptions): StreamSource {
     const abort = new AbortController();
     current = abort;
     void stream(abort).then(([why, fields]) => {
+      // The backoff starts over only after a stream that stayed up: a controller that sends a
+      // table and then drops every connection is not reconnected to every 250 ms for ever.
+      if (upSince !== undefined && Date.now() - upSince >= MAX_BACKOFF_MS) failures = 0;
+      upSince = undefined;
       if (!closed) retry(why, fields);
     });
   }
