@@ -51,10 +51,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PROXY_RUNTIME_ENV } from "../shared/pod-env.ts";
 import { BUN, cacheRoot, REPO_ROOT } from "../test/harness/paths.ts";
-import { freePort, sleep, waitFor } from "../test/harness/ports.ts";
+import { sleep, waitFor } from "../test/harness/ports.ts";
 import { installExitHandlers } from "../test/harness/processes.ts";
 import { makeDir } from "../test/process/sidecar-fixture.ts";
 import {
+  addressOn,
   answering,
   cpuOf,
   fixed,
@@ -204,18 +205,17 @@ interface Rows {
 
 async function startRows(): Promise<Rows> {
   const appHost = "127.0.5.1";
-  const app = `${appHost}:${await freePort(appHost)}`;
+  const app = await addressOn(appHost);
   const grpcPid = launch("grpc-app", buildGrpcApp(), [app], { GOMAXPROCS: "1" });
   await serving(app);
-  const httpApp = `${appHost}:${await freePort(appHost)}`;
+  const httpApp = await addressOn(appHost);
   const httpPid = launch("app", BUN, [join(REPO_ROOT, "bench", "upstream-app.ts"), httpApp]);
   await answering(`http://${httpApp}/`);
   const rows: Row[] = [{ name: "direct", target: app, proxies: [] }];
   const out: Rows = { rows, appPids: [grpcPid, httpPid] };
 
-  const addr = async (host: string) => `${host}:${await freePort(host)}`;
   const v2Host = "127.0.5.4";
-  const v2 = { http: await addr(v2Host), grpc: await addr(v2Host) };
+  const v2 = { http: await addressOn(v2Host), grpc: await addressOn(v2Host) };
   /** One Verso with both listeners; its HTTP and gRPC addresses. */
   const startVerso = async (o: {
     name: string;
@@ -224,8 +224,8 @@ async function startRows(): Promise<Rows> {
     weight: number;
     listen?: { http: string; grpc: string };
   }) => {
-    const listen = o.listen ?? { http: await addr(o.host), grpc: await addr(o.host) };
-    const admin = await addr(o.host);
+    const listen = o.listen ?? { http: await addressOn(o.host), grpc: await addressOn(o.host) };
+    const admin = await addressOn(o.host);
     const routes = join(dir, `${o.name}.json`);
     writeFileSync(routes, JSON.stringify(routeTable(o.weight, { v2: v2.http, grpcV2: v2.grpc })));
     const pid = launch(
@@ -273,7 +273,7 @@ async function startRows(): Promise<Rows> {
   }
   if (wanted("nginx-grpc") && has("nginx")) {
     const host = "127.0.5.6";
-    const listen = `${host}:${await freePort(host)}`;
+    const listen = await addressOn(host);
     const conf = join(dir, "nginx.conf");
     writeFileSync(conf, nginxHttp(listen, app));
     const pid = launch("nginx", "nginx", ["-c", conf, "-p", dir, "-g", "daemon off;"]);

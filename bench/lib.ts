@@ -9,7 +9,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { bundleProxy } from "../test/harness/compiled.ts";
 import { REPO_ROOT, SIDECAR_MAIN } from "../test/harness/paths.ts";
-import { waitFor } from "../test/harness/ports.ts";
+import { freePort, waitFor } from "../test/harness/ports.ts";
 import { startProcess } from "../test/harness/processes.ts";
 
 // ---- tools -------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ export function memOf(pids: number[]): Mem {
   }
   return total;
 }
-export const maxMem = (a: Mem, b: Mem): Mem => ({
+const maxMem = (a: Mem, b: Mem): Mem => ({
   rss: Math.max(a.rss, b.rss),
   anon: Math.max(a.anon, b.anon),
 });
@@ -112,6 +112,9 @@ export function launcher(dir: string) {
       logFile: join(dir, `${name}.log`),
     }).pid;
 }
+
+/** `host:port` with a port free on `host` now, for a process to listen on. */
+export const addressOn = async (host: string): Promise<string> => `${host}:${await freePort(host)}`;
 
 /** Until `url` answers 2xx (and so, for a proxy's URL, one request has been served). */
 export async function answering(url: string): Promise<void> {

@@ -49,12 +49,13 @@ import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
+import { splitHostPort } from "../shared/net.ts";
 import { PROXY_RUNTIME_ENV } from "../shared/pod-env.ts";
 import { BUN, NODE, REPO_ROOT } from "../test/harness/paths.ts";
-import { freePort } from "../test/harness/ports.ts";
 import { installExitHandlers } from "../test/harness/processes.ts";
 import { makeDir } from "../test/process/sidecar-fixture.ts";
 import {
+  addressOn,
   answering,
   cpuOf,
   fixed,
@@ -178,13 +179,13 @@ function extractBefore(commit: string): string {
 
 async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
   const appHost = "127.0.4.1";
-  const app = `${appHost}:${await freePort(appHost)}`;
+  const app = await addressOn(appHost);
   const appPid = launch("app", BUN, [join(REPO_ROOT, "bench", "upstream-app.ts"), app]);
   await answering(`http://${app}/`);
   const rows: Row[] = [{ name: "direct", url: `http://${app}/`, proxies: [] }];
 
   const v2Host = "127.0.4.4";
-  const v2 = `${v2Host}:${await freePort(v2Host)}`;
+  const v2 = await addressOn(v2Host);
   const verso = async (o: {
     name: string;
     listen: string;
@@ -192,8 +193,8 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
     weight: number;
     runtime?: { command: string; main: string; env: object };
   }): Promise<Proxy> => {
-    const host = o.listen.slice(0, o.listen.lastIndexOf(":"));
-    const admin = `${host}:${await freePort(host)}`;
+    const { host } = splitHostPort(o.listen)!;
+    const admin = await addressOn(host);
     const routes = join(dir, `${o.name}.json`);
     writeFileSync(routes, JSON.stringify(routeTable(o.weight, { v2 })));
     const rt = o.runtime ?? { command: BUN, main: versoMain(), env: PROXY_RUNTIME_ENV };
@@ -212,7 +213,7 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
   };
   /** A row served by one process listening on `host`, started by `start(listen)`. */
   const single = async (name: RowName, host: string, start: (listen: string) => Proxy) => {
-    const listen = `${host}:${await freePort(host)}`;
+    const listen = await addressOn(host);
     const proxy = start(listen);
     await answering(`http://${listen}/`);
     rows.push({
@@ -223,14 +224,14 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
   };
 
   if (wanted("verso-local")) {
-    const listen = `127.0.4.2:${await freePort("127.0.4.2")}`;
+    const listen = await addressOn("127.0.4.2");
     const proxy = await verso({ name: "verso-local", listen, version: "v1", weight: 0 });
     await answering(`http://${listen}/`);
     rows.push({ name: "verso-local", url: `http://${listen}/`, proxies: [proxy] });
   }
   if (wanted("verso-forward")) {
     const b = await verso({ name: "verso-forward-v2", listen: v2, version: "v2", weight: 100 });
-    const listen = `127.0.4.3:${await freePort("127.0.4.3")}`;
+    const listen = await addressOn("127.0.4.3");
     const a = await verso({ name: "verso-forward-v1", listen, version: "v1", weight: 100 });
     await answering(`http://${listen}/`);
     rows.push({ name: "verso-forward", url: `http://${listen}/`, proxies: [a, b] });
@@ -261,7 +262,7 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
   }
   if (wanted("node-verso")) {
     const main = extractBefore(values.before);
-    const listen = `127.0.4.8:${await freePort("127.0.4.8")}`;
+    const listen = await addressOn("127.0.4.8");
     const runtime = { command: NODE, main, env: NODE_VERSO_ENV };
     const proxy = await verso({ name: "node-verso", listen, version: "v1", weight: 0, runtime });
     await answering(`http://${listen}/`);

@@ -50,7 +50,7 @@ export interface Args {
 }
 
 export const DEFAULT_INTERVAL_MS = 2_000;
-export const DEFAULT_PORT = 7420;
+const DEFAULT_PORT = 7420;
 
 export const USAGE = `kubectl verso: progressive delivery from the command line
 

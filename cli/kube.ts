@@ -64,7 +64,7 @@ const describeTarget = (t: Target): string =>
   }`;
 
 /** An API refusal -> a VersoError whose message says which verb on which resource. Pure. */
-export function apiError(status: number, body: string, target: Target): VersoError {
+function apiError(status: number, body: string, target: Target): VersoError {
   let apiMessage = body.trim().slice(0, 500);
   try {
     const parsed = JSON.parse(body) as { message?: unknown };
@@ -88,7 +88,7 @@ export function apiError(status: number, body: string, target: Target): VersoErr
 }
 
 /** Load the kubeconfig the way kubectl does: --kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster. */
-export function loadKubeConfig(options: ConnectOptions): KubeConfig {
+function loadKubeConfig(options: ConnectOptions): KubeConfig {
   const kc = new KubeConfig();
   try {
     if (options.kubeconfig) {

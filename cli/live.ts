@@ -73,7 +73,7 @@ export interface Snapshot {
 }
 
 /** Deployments, pods and Events of one app; CLI_UNKNOWN_APP / CLI_NO_RELEASE when absent. */
-export async function loadApp(kube: Kube, namespace: string, name: string): Promise<Snapshot> {
+async function loadApp(kube: Kube, namespace: string, name: string): Promise<Snapshot> {
   const [deployments, pods, events] = await Promise.all([
     kube.listDeployments(namespace),
     kube.listPods(namespace, `${LABEL.app}=${name}`),

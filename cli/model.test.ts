@@ -143,7 +143,13 @@ describe("gateRows: the last analysis against the gates", () => {
     ]);
   });
   it("no analysis yet: thresholds only", () => {
-    expect(gateRows(policy.value, undefined).every((r) => r.sample === undefined)).toBe(true);
+    const rows = gateRows(policy.value, undefined);
+    expect(rows.map((r) => [r.gate, r.threshold, r.value, r.sample, r.result])).toEqual([
+      ["error-rate", 1, undefined, undefined, "no data"],
+      ["p99", 500, undefined, undefined, "no data"],
+      ["p99-ratio", 1.5, undefined, undefined, "no data"],
+      ["min-requests", 20, undefined, undefined, "no data"],
+    ]);
   });
 });
 

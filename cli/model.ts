@@ -289,10 +289,7 @@ export function eventRows(
     }));
 }
 
-export function versionRows(
-  app: App & { release: AppDeployment },
-  pods: readonly V1Pod[],
-): VersionRow[] {
+function versionRows(app: App & { release: AppDeployment }, pods: readonly V1Pod[]): VersionRow[] {
   const byVersion = new Map<string, VersionRow>();
   const row = (version: string): VersionRow => {
     let r = byVersion.get(version);

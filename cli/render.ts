@@ -71,7 +71,7 @@ const PHASE_STYLE: Record<string, Style> = {
   Progressing: "cyan",
   Pending: "blue",
 };
-export const phaseText = (phase: string, color: boolean): string =>
+const phaseText = (phase: string, color: boolean): string =>
   paint(color, PHASE_STYLE[phase] ?? "dim", phase);
 
 export function renderList(

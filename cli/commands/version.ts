@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { structured, type Ctx } from "../context.ts";
 
-export function cliVersion(): string {
+function cliVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
     version?: string;
   };
