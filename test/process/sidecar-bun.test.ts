@@ -25,6 +25,7 @@ import {
   makeDir,
   rawRequest,
   startApp,
+  startCanaryPair,
   startProxy,
   trackPeakRss,
   writeRoutes,
@@ -236,42 +237,19 @@ beforeAll(async () => {
     startApp(H2, "v2", routes),
     startApp(H3, "v1", routes),
   ]);
-  const [port1, port2, port3] = await Promise.all([freePort(H1), freePort(H2), freePort(H3)]);
-  writeRoutes(routesFile, {
-    app: "shop",
-    revision: 1,
-    release: {
-      version: "v2",
-      strategy: "canary",
-      weight: 0,
-      match: [{ header: "x-to", value: "v2" }],
-    },
-    endpoints: { v1: [`${H1}:${port1}`], v2: [`${H2}:${port2}`] },
-    hopKey: HOP_KEY,
-  });
+  const port3 = await freePort(H3);
   writeRoutes(routes3, {
     app: "shop",
     revision: 1,
     endpoints: { v1: [`${H3}:${port3}`] },
     hopKey: HOP_KEY,
   });
-  [p1, p2, p3] = await Promise.all([
-    startProxy({
-      host: H1,
-      app: app1,
-      version: "v1",
+  [[p1, p2], p3] = await Promise.all([
+    startCanaryPair({
+      apps: [app1, app2],
       routes: routesFile,
       dir,
-      port: port1,
-      ...HOSTILE_TIMERS,
-    }),
-    startProxy({
-      host: H2,
-      app: app2,
-      version: "v2",
-      routes: routesFile,
-      dir,
-      port: port2,
+      hopKey: HOP_KEY,
       ...HOSTILE_TIMERS,
     }),
     startProxy({

@@ -200,6 +200,41 @@ export async function startProxy(opts: {
   };
 }
 
+/**
+ * Proxies v1 and v2 in front of `apps` (on their hosts) sharing the routes file `routes`, whose
+ * table sends requests with `x-to: v2` to v2 and everything else to v1 (a canary at weight 0).
+ * Their ports are picked before either starts, since each proxy's table needs the other's.
+ */
+export async function startCanaryPair(opts: {
+  apps: readonly [App, App];
+  routes: string;
+  dir: string;
+  hopKey: string;
+  /** Passed to both proxies. */
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+}): Promise<[Proxy, Proxy]> {
+  const [app1, app2] = opts.apps;
+  const [port1, port2] = await Promise.all([freePort(app1.host), freePort(app2.host)]);
+  writeRoutes(opts.routes, {
+    app: "shop",
+    revision: 1,
+    release: {
+      version: "v2",
+      strategy: "canary",
+      weight: 0,
+      match: [{ header: "x-to", value: "v2" }],
+    },
+    endpoints: { v1: [`${app1.host}:${port1}`], v2: [`${app2.host}:${port2}`] },
+    hopKey: opts.hopKey,
+  });
+  const common = { routes: opts.routes, dir: opts.dir, extraArgs: opts.extraArgs, env: opts.env };
+  return Promise.all([
+    startProxy({ ...common, host: app1.host, app: app1, version: "v1", port: port1 }),
+    startProxy({ ...common, host: app2.host, app: app2, version: "v2", port: port2 }),
+  ]);
+}
+
 /** GET through a keep-alive agent; resolves status, served version and body. */
 export function get(
   url: string,

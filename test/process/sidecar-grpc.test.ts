@@ -61,18 +61,29 @@ async function route(release: object | undefined, grpcEndpoints?: Record<string,
   }
 }
 
-async function startPod(host: string, version: string): Promise<Pod> {
-  const http = await startApp(host, version);
-  const grpcApp = await startGrpcApp(host, version);
+/** A proxy on `host` in front of `app` (HTTP) and `grpcAppPort`, with a gRPC listener of its own. */
+async function startGrpcProxy(
+  host: string,
+  version: string,
+  app: App,
+  grpcAppPort: number,
+): Promise<{ proxy: Proxy; grpcPort: number }> {
   const grpcPort = await freePort(host);
   const proxy = await startProxy({
     host,
-    app: http,
+    app,
     version,
     routes,
     dir,
-    extraArgs: ["--grpc-listen", `${host}:${grpcPort}`, "--grpc-app", `${host}:${grpcApp.port}`],
+    extraArgs: ["--grpc-listen", `${host}:${grpcPort}`, "--grpc-app", `${host}:${grpcAppPort}`],
   });
+  return { proxy, grpcPort };
+}
+
+async function startPod(host: string, version: string): Promise<Pod> {
+  const http = await startApp(host, version);
+  const grpcApp = await startGrpcApp(host, version);
+  const { proxy, grpcPort } = await startGrpcProxy(host, version, http, grpcApp.port);
   return { host, version, http, grpc: grpcApp, grpcPort, proxy };
 }
 
@@ -395,15 +406,7 @@ describe("gRPC: failures", () => {
 
   it("an app that sends GOAWAY every 300 ms (max connection age) fails no call: sessions are replaced", async () => {
     const aging = await startGrpcApp(H1, "v1", { maxConnectionAgeMs: 300 });
-    const port = await freePort(H1);
-    const p = await startProxy({
-      host: H1,
-      app: pods[0].http,
-      version: "v1",
-      routes,
-      dir,
-      extraArgs: ["--grpc-listen", `${H1}:${port}`, "--grpc-app", `${H1}:${aging.port}`],
-    });
+    const { proxy: p, grpcPort: port } = await startGrpcProxy(H1, "v1", pods[0].http, aging.port);
     try {
       await route(undefined);
       const c = client(H1, port);
@@ -427,15 +430,7 @@ describe("gRPC: failures", () => {
 
   it("no upstream at all answers UNAVAILABLE as gRPC, never an HTTP error page", async () => {
     const gone = await freePort(H1);
-    const port = await freePort(H1);
-    const lone = await startProxy({
-      host: H1,
-      app: pods[0].http,
-      version: "v1",
-      routes,
-      dir,
-      extraArgs: ["--grpc-listen", `${H1}:${port}`, "--grpc-app", `${H1}:${gone}`],
-    });
+    const { proxy: lone, grpcPort: port } = await startGrpcProxy(H1, "v1", pods[0].http, gone);
     try {
       const c = client(H1, port);
       const r = await unary(c, "z");

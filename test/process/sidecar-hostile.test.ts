@@ -21,14 +21,13 @@ import type http from "node:http";
 import net from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, sleep } from "../harness/ports.ts";
+import { sleep } from "../harness/ports.ts";
 import {
   get,
   makeDir,
   rawRequest,
   startApp,
-  startProxy,
-  writeRoutes,
+  startCanaryPair,
   type App,
   type Proxy,
 } from "./sidecar-fixture.ts";
@@ -92,24 +91,13 @@ beforeAll(async () => {
   [app1, app2] = await Promise.all([startApp(H1, "v1"), startApp(H2, "v2")]);
   record(app1);
   record(app2);
-  const [port1, port2] = await Promise.all([freePort(H1), freePort(H2)]);
-  writeRoutes(routes, {
-    app: "shop",
-    revision: 1,
-    release: {
-      version: "v2",
-      strategy: "canary",
-      weight: 0,
-      match: [{ header: "x-to", value: "v2" }],
-    },
-    endpoints: { v1: [`${H1}:${port1}`], v2: [`${H2}:${port2}`] },
+  [p1, p2] = await startCanaryPair({
+    apps: [app1, app2],
+    routes,
+    dir,
     hopKey: HOP_KEY,
+    extraArgs: ["--client-idle-seconds", String(CLIENT_IDLE_SECONDS)],
   });
-  const extraArgs = ["--client-idle-seconds", String(CLIENT_IDLE_SECONDS)];
-  [p1, p2] = await Promise.all([
-    startProxy({ host: H1, app: app1, version: "v1", routes, dir, port: port1, extraArgs }),
-    startProxy({ host: H2, app: app2, version: "v2", routes, dir, port: port2, extraArgs }),
-  ]);
 });
 
 afterAll(async () => {
