@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build (or locate) the Kubernetes control-plane binaries the tier-3 harness needs:
-#   etcd, kube-apiserver, kube-controller-manager, kubectl
+# Build (or locate) the Kubernetes binaries the cluster tier needs:
+#   control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+#   the node:      kubelet, kube-proxy, coredns (the cluster DNS: scripts/coredns/main.go)
 # No prebuilt binaries are downloaded: everything is compiled from Go modules fetched through
 # the Go module proxy. Results are cached by version outside the git tree:
 #   ${VERSO_CACHE:-$HOME/.cache/verso}/kube/<version>/bin/
@@ -112,6 +113,21 @@ require go.etcd.io/etcd/server/v3 ${ETCD_VERSION}
 EOF
 }
 
+COREDNS_VERSION="${VERSO_COREDNS_VERSION:-v1.14.7}"
+COREDNS_MAIN="$(cd "$(dirname "$0")" && pwd)/coredns/main.go"
+
+# CoreDNS with only the plugins the node needs (scripts/coredns/main.go says why). The stamp
+# holds the main's hash: an edited plugin list rebuilds the binary.
+prepare_coredns_module() {
+  local dir="$SRC/coredns"
+  mkdir -p "$dir"
+  cp "$COREDNS_MAIN" "$dir/main.go"
+  printf 'module verso.local/coredns\n\ngo 1.26\n\nrequire github.com/coredns/coredns %s\n' \
+    "$COREDNS_VERSION" >"$dir/go.mod"
+}
+
+coredns_stamp() { echo "${COREDNS_VERSION} $(sha256sum "$COREDNS_MAIN" | cut -c1-16)"; }
+
 kube_ldflags() {
   local v="${KUBE_VERSION#v}"
   local major="${v%%.*}" rest="${v#*.}"
@@ -146,12 +162,12 @@ build() {
 
 ensure() {
   local name="$1"
-  if [[ -x "$BIN/$name" ]]; then
+  if [[ -x "$BIN/$name" ]] && { [[ "$name" != coredns ]] || [[ "$(cat "$BIN/coredns.stamp" 2>/dev/null)" == "$(coredns_stamp)" ]]; }; then
     log "$name: cached at $BIN/$name"
     return 0
   fi
   local existing
-  if [[ "$name" != kubectl || "${VERSO_BUILD_KUBECTL:-1}" == 0 ]] && existing="$(find_existing "$name")"; then
+  if [[ "$name" != kubectl && "$name" != coredns || "${VERSO_BUILD_KUBECTL:-1}" == 0 ]] && existing="$(find_existing "$name")"; then
     log "$name: using existing $existing"
     ln -sf "$existing" "$BIN/$name"
     return 0
@@ -162,6 +178,11 @@ ensure() {
     exit 1
   }
   case "$name" in
+    coredns)
+      prepare_coredns_module
+      build coredns "$SRC/coredns" . "-s -w"
+      coredns_stamp >"$BIN/coredns.stamp"
+      ;;
     etcd)
       prepare_etcd_module
       build etcd "$SRC/etcd" go.etcd.io/etcd/server/v3 "-s -w"
@@ -174,7 +195,9 @@ ensure() {
 }
 
 # One binary at a time: each link needs ~2 GiB of RAM.
-for name in etcd kube-apiserver kube-controller-manager kubectl; do
+# The node's binaries come last: after the apiserver has filled the Go build cache they take
+# about a minute together (kubelet ~40 s, kube-proxy ~17 s, kube-scheduler ~10 s).
+for name in etcd kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy coredns; do
   ensure "$name"
 done
 

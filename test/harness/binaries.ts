@@ -1,5 +1,5 @@
 /**
- * Locates etcd, kube-apiserver, kube-controller-manager and kubectl, building them with
+ * Locates the control plane's and the node's binaries, building them with
  * scripts/build-kube.sh (cached by version under $VERSO_CACHE) when they are not at hand.
  */
 import { spawn } from "node:child_process";
@@ -15,9 +15,22 @@ export interface KubeBinaries {
   apiserver: string;
   controllerManager: string;
   kubectl: string;
+  scheduler: string;
+  kubelet: string;
+  kubeProxy: string;
+  coredns: string;
 }
 
-const NAMES = ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"] as const;
+const NAMES = [
+  "etcd",
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kubectl",
+  "kube-scheduler",
+  "kubelet",
+  "kube-proxy",
+  "coredns",
+] as const;
 
 function executable(path: string): boolean {
   try {
@@ -39,6 +52,10 @@ function inDir(dir: string): KubeBinaries {
     apiserver: join(dir, "kube-apiserver"),
     controllerManager: join(dir, "kube-controller-manager"),
     kubectl: join(dir, "kubectl"),
+    scheduler: join(dir, "kube-scheduler"),
+    kubelet: join(dir, "kubelet"),
+    kubeProxy: join(dir, "kube-proxy"),
+    coredns: join(dir, "coredns"),
   };
 }
 

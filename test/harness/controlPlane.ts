@@ -13,7 +13,12 @@ import { KubeClient, type Credentials } from "./kubeClient.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
 import { makeCa, makeLeaf, makeServiceAccountKey, writePem, type Pem } from "./pki.ts";
 import { freePort, waitFor } from "./ports.ts";
-import { installExitHandlers, startProcess, type ManagedProcess } from "./processes.ts";
+import {
+  installExitHandlers,
+  startProcess,
+  type ManagedProcess,
+  type ProcessSpec,
+} from "./processes.ts";
 
 export const SERVICE_CIDR = "10.96.0.0/16";
 export const SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local";
@@ -32,7 +37,41 @@ export const CONTROLLERS = [
   "clusterrole-aggregation-controller",
 ];
 
+/** A user the apiserver knows by a static token (kubelet, kube-proxy, ...). */
+export interface StaticToken {
+  token: string;
+  user: string;
+  groups: readonly string[];
+}
+
+/**
+ * Where the control plane runs. By default: processes of this host serving on 127.0.0.1,
+ * with no node (the stand-in kubelet). The real node (node/cluster.ts) runs it inside its
+ * sandbox on the node's address instead, with the identities and wiring a node needs.
+ */
+export interface Placement {
+  /** Every component binds and advertises this address; the host reaches it too. */
+  address: string;
+  serviceCidr: string;
+  /** ClusterIP of the `kubernetes` Service (a SAN of the serving certificate). */
+  apiServiceIp: string;
+  spawn(spec: ProcessSpec): ManagedProcess;
+  tokens: readonly StaticToken[];
+  /** Controllers beyond CONTROLLERS, e.g. the node lifecycle controller a real node needs. */
+  extraControllers: readonly string[];
+}
+
+const LOCAL: Placement = {
+  address: "127.0.0.1",
+  serviceCidr: SERVICE_CIDR,
+  apiServiceIp: "10.96.0.1",
+  spawn: startProcess,
+  tokens: [],
+  extraControllers: [],
+};
+
 export interface ControlPlaneOptions {
+  placement?: Placement;
   /** Working dir for data, certs, logs; a fresh temp dir when omitted. */
   dir?: string;
   /** Keep the working dir after stop (logs for debugging). Default: keep on failure only. */
@@ -49,6 +88,7 @@ export interface ControlPlane {
   readonly client: KubeClient;
   readonly binaries: KubeBinaries;
   readonly ca: Pem;
+  readonly pkiDir: string;
   readonly logDir: string;
   /** Milliseconds from first process start to a ready control plane. */
   readonly startupMs: number;
@@ -57,6 +97,9 @@ export interface ControlPlane {
 
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const placement = options.placement ?? LOCAL;
+  const host = placement.address;
+  const onNode = placement !== LOCAL;
   installExitHandlers({ signals: options.signalHandlers ?? true });
   const binaries = await ensureBinaries(log);
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "verso-cp-"));
@@ -80,7 +123,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const serving = await makeLeaf(ca, {
       commonName: "kube-apiserver",
       dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-      ips: ["127.0.0.1", "10.96.0.1"],
+      ips: [...new Set(["127.0.0.1", host, placement.apiServiceIp])],
       server: true,
     });
     const servingFiles = writePem(pkiDir, "apiserver", serving);
@@ -88,9 +131,25 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     writeFileSync(join(pkiDir, "sa.key"), saKey.key, { mode: 0o600 });
     writeFileSync(join(pkiDir, "sa.pub"), saKey.publicKey);
     const token = randomBytes(24).toString("hex");
-    writeFileSync(join(pkiDir, "tokens.csv"), `${token},admin,admin-uid,"system:masters"\n`, {
-      mode: 0o600,
-    });
+    const tokens: StaticToken[] = [
+      { token, user: "admin", groups: ["system:masters"] },
+      ...placement.tokens,
+    ];
+    writeFileSync(
+      join(pkiDir, "tokens.csv"),
+      tokens.map((t) => `${t.token},${t.user},${t.user}-uid,"${t.groups.join(",")}"\n`).join(""),
+      { mode: 0o600 },
+    );
+    // The apiserver's own identity towards kubelets (logs, exec, port-forward).
+    const kubeletClient = writePem(
+      pkiDir,
+      "apiserver-kubelet-client",
+      await makeLeaf(ca, {
+        commonName: "kube-apiserver-kubelet-client",
+        organization: "system:masters",
+        client: true,
+      }),
+    );
 
     const [etcdClient, etcdPeer, apiPort, kcmPort] = await Promise.all([
       freePort(),
@@ -99,9 +158,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       freePort(),
     ]);
 
-    const etcdUrl = `http://127.0.0.1:${etcdClient}`;
+    const etcdUrl = `http://${host}:${etcdClient}`;
     procs.push(
-      startProcess({
+      placement.spawn({
         name: "etcd",
         command: binaries.etcd,
         args: [
@@ -109,9 +168,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
           `--data-dir=${join(dir, "etcd")}`,
           `--listen-client-urls=${etcdUrl}`,
           `--advertise-client-urls=${etcdUrl}`,
-          `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
-          `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-          `--initial-cluster=verso=http://127.0.0.1:${etcdPeer}`,
+          `--listen-peer-urls=http://${host}:${etcdPeer}`,
+          `--initial-advertise-peer-urls=http://${host}:${etcdPeer}`,
+          `--initial-cluster=verso=http://${host}:${etcdPeer}`,
           "--unsafe-no-fsync",
           "--log-level=warn",
         ],
@@ -126,29 +185,34 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     );
     log(`[harness] etcd ready at ${etcdUrl} (${Date.now() - started}ms)`);
 
-    const server = `https://127.0.0.1:${apiPort}`;
+    const server = `https://${host}:${apiPort}`;
     procs.push(
-      startProcess({
+      placement.spawn({
         name: "kube-apiserver",
         command: binaries.apiserver,
         args: [
           `--etcd-servers=${etcdUrl}`,
-          "--bind-address=127.0.0.1",
-          "--advertise-address=127.0.0.1",
+          `--bind-address=${host}`,
+          `--advertise-address=${host}`,
           `--secure-port=${apiPort}`,
           `--cert-dir=${join(dir, "apiserver-certs")}`,
           `--tls-cert-file=${servingFiles.certFile}`,
           `--tls-private-key-file=${servingFiles.keyFile}`,
           `--client-ca-file=${join(pkiDir, "ca.crt")}`,
           `--token-auth-file=${join(pkiDir, "tokens.csv")}`,
-          `--service-cluster-ip-range=${SERVICE_CIDR}`,
+          `--service-cluster-ip-range=${placement.serviceCidr}`,
           `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
           `--service-account-key-file=${join(pkiDir, "sa.pub")}`,
           `--service-account-signing-key-file=${join(pkiDir, "sa.key")}`,
           "--authorization-mode=Node,RBAC",
           "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy",
           "--allow-privileged=true",
-          "--endpoint-reconciler-type=none",
+          `--kubelet-client-certificate=${kubeletClient.certFile}`,
+          `--kubelet-client-key=${kubeletClient.keyFile}`,
+          "--kubelet-preferred-address-types=InternalIP",
+          // Without a node nothing routes to the `kubernetes` Service; on the real node pods
+          // reach the API through it, so the apiserver keeps its endpoints.
+          `--endpoint-reconciler-type=${onNode ? "lease" : "none"}`,
           "--v=1",
         ],
         logFile: join(logDir, "kube-apiserver.log"),
@@ -174,17 +238,17 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const kubeconfig = join(dir, "kubeconfig");
     writeKubeconfig(kubeconfig, credentials);
     procs.push(
-      startProcess({
+      placement.spawn({
         name: "kube-controller-manager",
         command: binaries.controllerManager,
         args: [
           `--kubeconfig=${kubeconfig}`,
           `--authentication-kubeconfig=${kubeconfig}`,
           `--authorization-kubeconfig=${kubeconfig}`,
-          "--bind-address=127.0.0.1",
+          `--bind-address=${host}`,
           `--secure-port=${kcmPort}`,
           `--cert-dir=${join(dir, "kcm-certs")}`,
-          `--controllers=${CONTROLLERS.join(",")}`,
+          `--controllers=${[...CONTROLLERS, ...placement.extraControllers].join(",")}`,
           "--leader-elect=false",
           `--service-account-private-key-file=${join(pkiDir, "sa.key")}`,
           `--root-ca-file=${join(pkiDir, "ca.crt")}`,
@@ -216,6 +280,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       client: api,
       binaries,
       ca,
+      pkiDir,
       logDir,
       startupMs,
       stop,

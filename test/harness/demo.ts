@@ -1,13 +1,20 @@
 /**
- * `make demo`: a real control plane on this machine, Verso's webhook (with its controller),
- * the stand-in kubelet, and the demo app from deploy/examples/. Prints
- * `export KUBECONFIG=<path>` once everything is ready, then the pods to curl; Ctrl-C tears
- * everything down.
+ * `make demo`: a real cluster on this machine with Verso installed and the demo app from
+ * deploy/examples/. Prints `export KUBECONFIG=<path>` once everything is ready, then what to
+ * curl; Ctrl-C (or SIGTERM, or killing this process) tears everything down.
  *
- *   node test/harness/demo.ts [--no-controller] [--no-examples] [--keep]
+ * As root on Linux it is the real node (node/cluster.ts): kubelet, containerd, kube-proxy,
+ * Verso installed from deploy/ as its Deployment. Elsewhere (or with --stand-in) it is the
+ * stand-in: the control plane with the webhook as a local process and pods as processes.
+ *
+ *   node test/harness/demo.ts [--stand-in] [--no-controller] [--no-examples] [--keep]
  */
 import { parseArgs } from "node:util";
-import { startCluster, type Cluster } from "./cluster.ts";
+import { startCluster } from "./cluster.ts";
+import type { ControlPlane } from "./controlPlane.ts";
+import type { KubectlResult } from "./kubectl.ts";
+import { startNodeCluster } from "./node/cluster.ts";
+import { sandboxUnavailable } from "./node/sandbox.ts";
 import type { List, Pod } from "./podTypes.ts";
 import { EXAMPLES_DIR } from "./paths.ts";
 import { isReady } from "./podStatus.ts";
@@ -16,6 +23,7 @@ import { stopAll } from "./processes.ts";
 
 const { values } = parseArgs({
   options: {
+    "stand-in": { type: "boolean", default: false },
     "no-controller": { type: "boolean", default: false },
     "no-examples": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
@@ -26,9 +34,34 @@ const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
 
+/** What the demo needs of either cluster. */
+interface DemoCluster {
+  cp: ControlPlane;
+  /** The real node: pod IPs and ClusterIPs route from this host. */
+  real: boolean;
+  kubectl(args: string[], input?: string): Promise<KubectlResult>;
+  stop(): Promise<void>;
+}
+
+async function start(): Promise<DemoCluster> {
+  const unavailable = values["stand-in"] ? "--stand-in" : sandboxUnavailable();
+  if (unavailable === undefined) {
+    if (values["no-controller"]) log("[demo] --no-controller applies to the stand-in only");
+    return { ...(await startNodeCluster({ keepDir: values.keep, log })), real: true };
+  }
+  log(`[demo] stand-in kubelet (pods as local processes): ${unavailable}`);
+  const standIn = await startCluster({
+    controller: !values["no-controller"],
+    signalHandlers: false,
+    keepDir: values.keep,
+    log,
+  });
+  return { ...standIn, real: false };
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
-  const state: { cluster?: Cluster; stopping: boolean } = { stopping: false };
+  const state: { cluster?: DemoCluster; stopping: boolean } = { stopping: false };
   const shutdown = (code: number): void => {
     if (state.stopping) return;
     state.stopping = true;
@@ -39,13 +72,9 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => shutdown(0));
   process.on("SIGTERM", () => shutdown(0));
 
-  const cluster = await startCluster({
-    controller: !values["no-controller"],
-    signalHandlers: false,
-    keepDir: values.keep,
-    log,
-  });
+  const cluster = await start();
   state.cluster = cluster;
+  if (state.stopping) return;
   if (!values["no-examples"]) {
     const res = await cluster.kubectl(["apply", "-k", EXAMPLES_DIR]);
     if (res.code !== 0) throw new Error(`kubectl apply -k ${EXAMPLES_DIR} failed: ${res.stderr}`);
@@ -70,6 +99,13 @@ async function main(): Promise<void> {
         `# ${pod.metadata.name} (${version}): curl http://${ip}:8080/   ` +
           `proxy: curl http://${ip}:15006/   admin: curl http://${ip}:15020/metrics\n`,
       );
+    }
+    const svc = await client.get<{ spec?: { clusterIP?: string } }>(
+      "/api/v1/namespaces/demo/services/shop",
+    );
+    // On the real node ClusterIPs route from this host (kube-proxy); the stand-in has none.
+    if (cluster.real) {
+      process.stdout.write(`# the shop Service (v1 + 10% v2): curl http://${svc.spec?.clusterIP ?? "?"}/\n`);
     }
   } else {
     process.stdout.write(`export KUBECONFIG=${cluster.cp.kubeconfig}\n`);
