@@ -9,7 +9,7 @@ SIDECAR_IMAGE ?= $(REGISTRY)/sidecar:$(TAG)
 DEMO_IMAGE ?= verso-demo
 
 .PHONY: help install build test test-unit test-process test-cluster lint format typecheck \
-        images deploy demo e2e bench bench-tools golden kube-binaries clean
+        images node-images deploy demo e2e bench bench-tools golden kube-binaries clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ images: ## docker build the webhook, sidecar (Bun) and demo images
 	docker build -f deploy/images/Dockerfile.sidecar -t $(SIDECAR_IMAGE) .
 	docker build -f deploy/images/Dockerfile.demo --build-arg VERSION=v1 -t $(DEMO_IMAGE):v1 .
 	docker build -f deploy/images/Dockerfile.demo --build-arg VERSION=v2 -t $(DEMO_IMAGE):v2 .
+
+node-images: install ## build the images without Docker, as archives for containerd (see docs/images.md)
+	node test/harness/node/imageBuild.ts --tag $(TAG)
 
 deploy: ## kubectl apply -k deploy/ (needs cert-manager in the cluster)
 	kubectl apply -k deploy/

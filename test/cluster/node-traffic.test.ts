@@ -40,7 +40,7 @@ describe.skipIf(NO_NODE !== undefined)(`real node under load${NO_NODE ? ` (skipp
   const node = useNodeCluster();
   let url = "";
 
-  it("switches blue-green under load with 0 failed requests", async () => {
+  it("restarts the stable Deployment (rolling) under load with 0 failed requests, the release in preview", async () => {
     const cluster = node.get();
     const client = cluster.cp.client;
     await createNamespace(client, NS, { "verso.dev/injection": "enabled" });
@@ -64,24 +64,6 @@ describe.skipIf(NO_NODE !== undefined)(`real node under load${NO_NODE ? ` (skipp
       return r.failed === 0 && (r.byVersion.v2 ?? 0) === 0 ? true : undefined;
     }, 60_000, 500);
 
-    const traffic = load(url, { concurrency: 4, maxMs: 90_000 });
-    await sleep(2_000);
-    await annotate(client, NS, "web-v2", { "verso.dev/promote": "true" });
-    await waitFor("all traffic on v2", async () => {
-      const r = await sample(url, 50, 2);
-      return (r.byVersion.v1 ?? 0) === 0 && r.ok === 50 ? true : undefined;
-    }, 60_000, 250);
-    await sleep(2_000);
-    const report = await traffic.stop();
-    say(`blue-green switch: ${summary(report)}`);
-    expect(report.failed, JSON.stringify(report.errors)).toBe(0);
-    expect(report.byVersion.v1).toBeGreaterThan(0);
-    expect(report.byVersion.v2).toBeGreaterThan(0);
-  });
-
-  it("restarts the stable Deployment (rolling) under load with 0 failed requests", async () => {
-    const cluster = node.get();
-    const client = cluster.cp.client;
     const before = new Set((await podsOf(client, NS, "app.kubernetes.io/version=v1")).map((p) => p.metadata.name));
     const traffic = load(url, { concurrency: 4, maxMs: 150_000 });
     await sleep(2_000);
@@ -100,6 +82,25 @@ describe.skipIf(NO_NODE !== undefined)(`real node under load${NO_NODE ? ` (skipp
     const report = await traffic.stop();
     say(`rolling restart of web-v1: ${summary(report)}`);
     expect(report.failed, JSON.stringify(report.errors)).toBe(0);
+    // Every request was served by the stable version that was being restarted.
+    expect(report.byVersion).toEqual({ v1: report.ok });
+  });
+
+  it("switches blue-green under load with 0 failed requests", async () => {
+    const client = node.get().cp.client;
+    const traffic = load(url, { concurrency: 4, maxMs: 90_000 });
+    await sleep(2_000);
+    await annotate(client, NS, "web-v2", { "verso.dev/promote": "true" });
+    await waitFor("all traffic on v2", async () => {
+      const r = await sample(url, 50, 2);
+      return (r.byVersion.v1 ?? 0) === 0 && r.ok === 50 ? true : undefined;
+    }, 60_000, 250);
+    await sleep(2_000);
+    const report = await traffic.stop();
+    say(`blue-green switch: ${summary(report)}`);
+    expect(report.failed, JSON.stringify(report.errors)).toBe(0);
+    expect(report.byVersion.v1).toBeGreaterThan(0);
+    expect(report.byVersion.v2).toBeGreaterThan(0);
   });
 
   it("keeps the proxy within its memory limit under sustained load", async () => {
@@ -115,21 +116,36 @@ describe.skipIf(NO_NODE !== undefined)(`real node under load${NO_NODE ? ` (skipp
       const limit = pod.spec.initContainers?.find((c) => c.name === "verso-proxy")?.resources
         ?.limits?.memory;
       const peak = peakMemory(cluster.node.ctr, proxy);
-      say(`${pod.metadata.name} proxy: peak ${(peak / 2 ** 20).toFixed(1)} MiB of ${limit}`);
-      expect(peak).toBeGreaterThan(0);
-      expect(peak).toBeLessThan(parseMi(limit));
+      const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+      say(
+        `${pod.metadata.name} proxy: peak RSS ${mib(peak.rss)}, cgroup peak ${mib(peak.cgroup)}, limit ${limit}`,
+      );
+      // The cgroup's figure leaves out the Bun binary's pages when another container faulted
+      // them in first; the process's own peak RSS does not.
+      expect(peak.rss).toBeGreaterThan(0);
+      expect(Math.max(peak.rss, peak.cgroup)).toBeLessThan(parseMi(limit));
     }
   });
 });
 
-/** The container's peak memory from its cgroup (memory.max_usage_in_bytes, cgroup v1). */
-function peakMemory(ctr: (args: string[]) => { code: number; stdout: string }, status?: ContainerStatus): number {
+/**
+ * The container's peak memory: its main process's peak RSS (VmHWM) and its cgroup's peak
+ * (memory.max_usage_in_bytes, cgroup v1), found through the node's containerd.
+ */
+function peakMemory(
+  ctr: (args: string[]) => { code: number; stdout: string },
+  status?: ContainerStatus,
+): { rss: number; cgroup: number } {
   const id = status?.containerID?.replace(/^containerd:\/\//, "") ?? "";
   const info = ctr(["containers", "info", id]);
   if (info.code !== 0) throw new Error(`ctr containers info ${id} failed`);
   const path = (JSON.parse(info.stdout) as { Spec: { linux: { cgroupsPath: string } } }).Spec.linux
     .cgroupsPath;
-  return Number(readFileSync(`/sys/fs/cgroup/memory${path}/memory.max_usage_in_bytes`, "utf8"));
+  const cgroup = Number(readFileSync(`/sys/fs/cgroup/memory${path}/memory.max_usage_in_bytes`, "utf8"));
+  const task = ctr(["tasks", "ls"]).stdout.split("\n").find((line) => line.startsWith(id));
+  const pid = task?.split(/\s+/)[1];
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return { rss: Number(hwm?.[1] ?? 0) * 1024, cgroup };
 }
 
 function parseMi(quantity: string | undefined): number {

@@ -64,6 +64,12 @@ export interface Container {
   volumeMounts?: VolumeMount[];
   /** `Always` on an init container makes it a native sidecar. */
   restartPolicy?: string;
+  securityContext?: {
+    runAsUser?: number;
+    readOnlyRootFilesystem?: boolean;
+    capabilities?: { add?: string[]; drop?: string[] };
+  };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
 
 export interface KeyToPath {
