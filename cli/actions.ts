@@ -33,7 +33,7 @@
 import { ANNOTATION } from "../shared/annotations.ts";
 import { err, ok, VersoError, type Result } from "../shared/errors.ts";
 import { parsePolicy } from "../shared/policy.ts";
-import { formatStatus, type ReleaseStatus } from "../webhook/controller/status.ts";
+import { formatStatus, type ReleaseStatus } from "../webhook/controller/decide/status.ts";
 import type { App, AppDeployment, ReleaseState } from "./model.ts";
 
 export type ActionCommand =

@@ -7,7 +7,7 @@ import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import { LABEL } from "../shared/annotations.ts";
 import { VersoError } from "../shared/errors.ts";
 import { PROXY_PORT } from "../shared/pod-env.ts";
-import { toPodView } from "../webhook/controller/views.ts";
+import { toPodView } from "../webhook/controller/decide/views.ts";
 import type { Kube } from "./kube.ts";
 import { findRelease, groupApps, releaseView, type App, type AppDeployment } from "./model.ts";
 import type { ReleaseView } from "./model.ts";

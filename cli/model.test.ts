@@ -2,7 +2,7 @@ import type { CoreV1Event } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { VersoError } from "../shared/errors.ts";
 import { parsePolicy } from "../shared/policy.ts";
-import { parseStatus } from "../webhook/controller/status.ts";
+import { parseStatus } from "../webhook/controller/decide/status.ts";
 import { eventRows, findRelease, gateRows, groupApps, releaseRow, releaseView } from "./model.ts";
 import { dep, pod, status } from "./testing.ts";
 

@@ -7,9 +7,13 @@ import type { CoreV1Event, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { ANNOTATION } from "../shared/annotations.ts";
 import { VersoError } from "../shared/errors.ts";
 import type { ReleasePolicy } from "../shared/policy.ts";
-import { resolvePolicy, selectRelease, weightFor } from "../webhook/controller/routes.ts";
-import type { Phase, ReleaseStatus } from "../webhook/controller/status.ts";
-import { toDeploymentView, toPodView, type DeploymentView } from "../webhook/controller/views.ts";
+import { resolvePolicy, selectRelease, weightFor } from "../webhook/controller/decide/routes.ts";
+import type { Phase, ReleaseStatus } from "../webhook/controller/decide/status.ts";
+import {
+  toDeploymentView,
+  toPodView,
+  type DeploymentView,
+} from "../webhook/controller/decide/views.ts";
 import type { Traffic } from "./traffic.ts";
 
 /** A Deployment as the CLI needs it: the controller's view plus replica counts. */

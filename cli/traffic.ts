@@ -1,7 +1,7 @@
 /**
  * Live numbers per version from two scrapes of the proxies' /metrics: requests per second,
  * 5xx rate and p99 over the time between them. Pure; the Prometheus text is read by the same
- * code the controller's built-in metrics source uses (webhook/controller/metrics/counts.ts),
+ * code the controller's built-in metrics source uses (webhook/controller/decide/counts.ts),
  * so the CLI and the analysis cannot disagree on what a series means.
  */
 import {
@@ -10,7 +10,7 @@ import {
   parseCounts,
   quantileMs,
   type CountsByVersion,
-} from "../webhook/controller/metrics/counts.ts";
+} from "../webhook/controller/decide/counts.ts";
 
 /** One scrape of an app's ready pods: pod name -> its counters, and when it was taken. */
 export interface Scrape {

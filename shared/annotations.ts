@@ -47,12 +47,41 @@ export const ANNOTATION = {
   maxP99Ratio: "verso.dev/max-p99-ratio",
   minRequests: "verso.dev/min-requests",
   progressDeadline: "verso.dev/progress-deadline",
+  // capacity guard, levels, low traffic (Deployment)
+  maxWeight: "verso.dev/max-weight",
+  podShareFactor: "verso.dev/pod-share-factor",
+  warnMargin: "verso.dev/warn-margin",
+  confidence: "verso.dev/confidence",
+  inconclusiveLimit: "verso.dev/inconclusive-limit",
+  onInconclusive: "verso.dev/on-inconclusive",
+  cutoffFailures: "verso.dev/cutoff-failures",
+  // blue-green automation (Deployment)
+  autoPromote: "verso.dev/auto-promote",
+  postSwitchWindow: "verso.dev/post-switch-window",
+  scaleDownDelay: "verso.dev/scale-down-delay",
+  // gates and notifications (Deployment); one `verso.dev/webhook-<kind>` per gate kind
+  webhookTimeout: "verso.dev/webhook-timeout",
+  notifyUrl: "verso.dev/notify-url",
   // manual control (Deployment)
   paused: "verso.dev/paused",
   abort: "verso.dev/abort",
   // controller output
   status: "verso.dev/status",
 } as const;
+
+/** Gate kinds (Flagger's webhook types, plus the blue-green smoke test), in the order they run. */
+export const GATE_KINDS = [
+  "pre-rollout",
+  "smoke-test",
+  "rollout",
+  "confirm-promotion",
+  "post-rollout",
+  "rollback",
+] as const;
+export type GateKind = (typeof GATE_KINDS)[number];
+
+/** `verso.dev/webhook-<kind>`: the URL the controller calls for that gate. */
+export const webhookAnnotation = (kind: GateKind): string => `${PREFIX}webhook-${kind}`;
 
 /** Label values: at most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric. */
 export function toLabelValue(raw: string): string {

@@ -15,6 +15,13 @@ export const METRIC = {
   fallbacks: "verso_fallbacks_total",
   /** counter {app, kind} upstream (app or peer) errors. */
   upstreamErrors: "verso_upstream_errors_total",
+  /**
+   * gauge {app, version} 1 while this proxy has cut the release version off after
+   * `cutoffFailures` consecutive failures (the controller polls it and rolls back).
+   */
+  cutoff: "verso_release_cutoff",
+  /** counter {app, version} cut-offs this proxy made. */
+  cutoffs: "verso_cutoffs_total",
   /** gauge {app} revision of the routing table in force. */
   revision: "verso_routing_table_revision",
 } as const;
@@ -27,3 +34,15 @@ export const DURATION_BUCKETS = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3,
   5, 10,
 ];
+
+/** The controller's own release series, on the webhook's `/metrics` (docs/controller.md). */
+export const CONTROLLER_METRIC = {
+  /** gauge {namespace, app, version, kind="desired"|"actual"} percent. */
+  weight: "verso_release_weight",
+  /** gauge {namespace, app, version, phase} 1 for the current phase, 0 for the others. */
+  phase: "verso_release_phase",
+  /** histogram {namespace, app, reason} seconds from the failing signal to weight 0 written. */
+  rollbackSeconds: "verso_release_rollback_seconds",
+  /** counter {namespace, app} reconciles that failed (retried with backoff). */
+  reconcileErrors: "verso_release_reconcile_errors_total",
+} as const;

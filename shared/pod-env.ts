@@ -81,6 +81,11 @@ export const ENV = {
   /** Seconds the proxy waits for in-flight requests after SIGTERM (default 20). */
   drainSeconds: "VERSO_DRAIN_SECONDS",
   /**
+   * Seconds the proxy keeps accepting after SIGTERM (default 5), every answer with
+   * `Connection: close`, while kube-proxy and the peers' tables let go of the pod.
+   */
+  drainDelaySeconds: "VERSO_DRAIN_DELAY_SECONDS",
+  /**
    * Seconds an upstream socket may stay silent before the request is failed (default 0: no
    * limit, so long polls and quiet event streams live as long as the app keeps them).
    */

@@ -4,7 +4,7 @@
  * Each problem carries a stable code (tests, Events and status key on it) and a message that
  * says what to write instead.
  */
-import { ANNOTATION } from "./annotations.ts";
+import { ANNOTATION, GATE_KINDS, webhookAnnotation, type GateKind } from "./annotations.ts";
 import { parseDuration } from "./duration.ts";
 import { err, ok, type Result } from "./errors.ts";
 import type { MatchRule, StickyKey, Strategy } from "./table.ts";
@@ -21,7 +21,11 @@ export type PolicyErrorCode =
   | "POLICY_DURATION"
   | "POLICY_ERROR_RATE"
   | "POLICY_P99_RATIO"
-  | "POLICY_MIN_REQUESTS";
+  | "POLICY_MIN_REQUESTS"
+  | "POLICY_PERCENT"
+  | "POLICY_NUMBER"
+  | "POLICY_URL"
+  | "POLICY_CHOICE";
 
 export interface PolicyError {
   code: PolicyErrorCode;
@@ -39,7 +43,21 @@ export interface Gates {
   maxP99Ratio?: number;
   /** Minimum requests the release must serve in an interval before it is judged. */
   minRequests: number;
+  /**
+   * Warn (Event + notification, no rollback) when the release's error rate exceeds stable's
+   * by more than this relative margin, percent (10: 10 % above stable's rate).
+   */
+  warnMarginPct: number;
+  /**
+   * Judge the error-rate gate with a one-sided exact binomial test at this confidence (percent,
+   * e.g. 95): fail only when the release's true error rate is above the limit with that
+   * confidence. Absent: the observed rate is compared with the limit as it is.
+   */
+  confidencePct?: number;
 }
+
+/** What an inconclusive analysis (too few requests) leads to once `limit` in a row were seen. */
+export type InconclusivePolicy = "hold" | "promote" | "fail";
 
 export interface ReleasePolicy {
   strategy: Strategy;
@@ -56,6 +74,29 @@ export interface ReleasePolicy {
   progressDeadlineMs: number;
   paused: boolean;
   abort: boolean;
+  /** `verso.dev/max-weight`: no step or hand-set weight sends the release more than this. */
+  maxWeight?: number;
+  /**
+   * `verso.dev/pod-share-factor`: the release's weight stays within this factor of its share of
+   * the app's ready pods (1 ready pod of 10 with factor 2: at most 20 %).
+   */
+  podShareFactor?: number;
+  /** Consecutive inconclusive intervals before `onInconclusive` applies; absent: never. */
+  inconclusiveLimit?: number;
+  onInconclusive: InconclusivePolicy;
+  /** Consecutive failures after which every proxy cuts the release off; 0 disables. */
+  cutoffFailures: number;
+  /** Blue-green: preview, smoke test, switch and post-switch analysis without a human. */
+  autoPromote: boolean;
+  /** Blue-green: how long the release is analysed after the switch (default interval x 3). */
+  postSwitchWindowMs: number;
+  /** Per-release `--scale-down-delay`; absent: the controller's flag. */
+  scaleDownDelayMs?: number;
+  /** Gate URLs by kind (`verso.dev/webhook-<kind>`). */
+  webhooks: Partial<Record<GateKind, string>>;
+  webhookTimeoutMs: number;
+  /** Per-release notification URL (generic JSON), in addition to the controller's. */
+  notifyUrl?: string;
 }
 
 /**
@@ -67,6 +108,11 @@ export type PolicyMatchRule = MatchRule & { followsSteps?: true };
 
 export const DEFAULT_INTERVAL_MS = 60_000;
 export const DEFAULT_PROGRESS_DEADLINE_MS = 10 * 60_000;
+export const DEFAULT_CUTOFF_FAILURES = 5;
+export const DEFAULT_WARN_MARGIN_PCT = 10;
+export const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
+/** Blue-green post-switch window when not set: this many intervals. */
+export const POST_SWITCH_INTERVALS = 3;
 
 /** The annotations that make up a policy; a change to any of them is a policy change. */
 export const POLICY_ANNOTATIONS = [
@@ -84,6 +130,19 @@ export const POLICY_ANNOTATIONS = [
   ANNOTATION.progressDeadline,
   ANNOTATION.paused,
   ANNOTATION.abort,
+  ANNOTATION.maxWeight,
+  ANNOTATION.podShareFactor,
+  ANNOTATION.warnMargin,
+  ANNOTATION.confidence,
+  ANNOTATION.inconclusiveLimit,
+  ANNOTATION.onInconclusive,
+  ANNOTATION.cutoffFailures,
+  ANNOTATION.autoPromote,
+  ANNOTATION.postSwitchWindow,
+  ANNOTATION.scaleDownDelay,
+  ANNOTATION.webhookTimeout,
+  ANNOTATION.notifyUrl,
+  ...GATE_KINDS.map(webhookAnnotation),
 ] as const;
 
 type Annotations = Readonly<Record<string, string | undefined>>;
@@ -340,7 +399,7 @@ export function parsePolicy(annotations: Annotations): Result<ReleasePolicy, Pol
       DEFAULT_INTERVAL_MS,
       errors,
     ) as number,
-    gates: { minRequests: 0 },
+    gates: { minRequests: 0, warnMarginPct: DEFAULT_WARN_MARGIN_PCT },
     progressDeadlineMs: parseMs(
       a(ANNOTATION.progressDeadline),
       ANNOTATION.progressDeadline,
@@ -349,6 +408,12 @@ export function parsePolicy(annotations: Annotations): Result<ReleasePolicy, Pol
     ) as number,
     paused: parseBool(a(ANNOTATION.paused), ANNOTATION.paused, errors),
     abort: parseBool(a(ANNOTATION.abort), ANNOTATION.abort, errors),
+    onInconclusive: "hold",
+    cutoffFailures: DEFAULT_CUTOFF_FAILURES,
+    autoPromote: parseBool(a(ANNOTATION.autoPromote), ANNOTATION.autoPromote, errors),
+    postSwitchWindowMs: 0,
+    webhooks: {},
+    webhookTimeoutMs: DEFAULT_WEBHOOK_TIMEOUT_MS,
   };
 
   const matchRaw = a(ANNOTATION.match);
@@ -387,6 +452,119 @@ export function parsePolicy(annotations: Annotations): Result<ReleasePolicy, Pol
     'use a whole number, e.g. "100"',
   );
   if (minRequests !== undefined) policy.gates.minRequests = minRequests;
+  parseReleaseEngine(a, policy, number, errors);
 
   return errors.length > 0 ? err(errors) : ok(policy);
+}
+
+type NumberReader = (
+  key: string,
+  code: PolicyErrorCode,
+  read: (text: string) => number | undefined,
+  hint: string,
+) => number | undefined;
+
+const WHOLE = (t: string): number | undefined => (/^\d+$/.test(t.trim()) ? Number(t) : undefined);
+const POSITIVE = (t: string): number | undefined =>
+  NUMBER.test(t.trim()) && Number(t) > 0 ? Number(t) : undefined;
+
+function parseUrl(raw: string, key: string, errors: PolicyError[]): string | undefined {
+  try {
+    const url = new URL(raw.trim());
+    if (url.protocol === "http:" || url.protocol === "https:") return url.href;
+  } catch {
+    // reported below
+  }
+  errors.push(problem("POLICY_URL", key, `${JSON.stringify(raw)}: use an http:// or https:// URL`));
+  return undefined;
+}
+
+/**
+ * The release engine's annotations (capacity guard, levels, low traffic, cut-off,
+ * blue-green automation, gates, notifications), parsed into `policy`.
+ */
+function parseReleaseEngine(
+  a: (key: string) => string | undefined,
+  policy: ReleasePolicy,
+  number: NumberReader,
+  errors: PolicyError[],
+): void {
+  const percent = (t: string): number | undefined => parsePercent(t, true);
+  const pctHint = 'use a percentage from 0 to 100, e.g. "50" or "50%"';
+  const maxWeight = number(ANNOTATION.maxWeight, "POLICY_PERCENT", percent, pctHint);
+  if (maxWeight !== undefined) policy.maxWeight = maxWeight;
+  const factorHint = 'use a number above 0, e.g. "2"';
+  const factor = number(ANNOTATION.podShareFactor, "POLICY_NUMBER", POSITIVE, factorHint);
+  if (factor !== undefined) policy.podShareFactor = factor;
+  const margin = number(
+    ANNOTATION.warnMargin,
+    "POLICY_PERCENT",
+    (t) => {
+      const body = t.trim().replace(/%$/, "");
+      return NUMBER.test(body) ? Number(body) : undefined;
+    },
+    'use a relative margin in percent, e.g. "10%"',
+  );
+  if (margin !== undefined) policy.gates.warnMarginPct = margin;
+  const confidence = number(
+    ANNOTATION.confidence,
+    "POLICY_PERCENT",
+    (t) => {
+      const n = percent(t);
+      return n !== undefined && n > 0 && n < 100 ? n : undefined;
+    },
+    'use a confidence above 0 and below 100 percent, e.g. "95"',
+  );
+  if (confidence !== undefined) policy.gates.confidencePct = confidence;
+  const limit = number(
+    ANNOTATION.inconclusiveLimit,
+    "POLICY_NUMBER",
+    (t) => {
+      const n = WHOLE(t);
+      return n !== undefined && n > 0 ? n : undefined;
+    },
+    'use a whole number above 0, e.g. "3"',
+  );
+  if (limit !== undefined) policy.inconclusiveLimit = limit;
+  const on = a(ANNOTATION.onInconclusive)?.trim();
+  if (on === "hold" || on === "promote" || on === "fail") policy.onInconclusive = on;
+  else if (on !== undefined) {
+    errors.push(
+      problem(
+        "POLICY_CHOICE",
+        ANNOTATION.onInconclusive,
+        `${JSON.stringify(on)}: use "hold", "promote" or "fail"`,
+      ),
+    );
+  }
+  const cutoff = number(
+    ANNOTATION.cutoffFailures,
+    "POLICY_NUMBER",
+    WHOLE,
+    'use a whole number, "0" disables',
+  );
+  if (cutoff !== undefined) policy.cutoffFailures = cutoff;
+  policy.postSwitchWindowMs =
+    parseMs(a(ANNOTATION.postSwitchWindow), ANNOTATION.postSwitchWindow, undefined, errors) ??
+    policy.intervalMs * POST_SWITCH_INTERVALS;
+  const scaleDownRaw = a(ANNOTATION.scaleDownDelay);
+  if (scaleDownRaw !== undefined) {
+    const d = parseDuration(scaleDownRaw);
+    if (d.ok) policy.scaleDownDelayMs = d.value;
+    else errors.push(problem("POLICY_DURATION", ANNOTATION.scaleDownDelay, d.error));
+  }
+  policy.webhookTimeoutMs =
+    parseMs(a(ANNOTATION.webhookTimeout), ANNOTATION.webhookTimeout, undefined, errors) ??
+    DEFAULT_WEBHOOK_TIMEOUT_MS;
+  for (const kind of GATE_KINDS) {
+    const raw = a(webhookAnnotation(kind));
+    if (raw === undefined) continue;
+    const url = parseUrl(raw, webhookAnnotation(kind), errors);
+    if (url !== undefined) policy.webhooks[kind] = url;
+  }
+  const notify = a(ANNOTATION.notifyUrl);
+  if (notify !== undefined) {
+    const url = parseUrl(notify, ANNOTATION.notifyUrl, errors);
+    if (url !== undefined) policy.notifyUrl = url;
+  }
 }

@@ -34,6 +34,11 @@ export interface Release {
   weight: number;
   match?: MatchRule[];
   sticky?: StickyKey;
+  /**
+   * Consecutive failures (5xx or no answer) of `version` after which a proxy stops sending it
+   * new requests (stable serves them). Absent or 0: no cut-off.
+   */
+  cutoffFailures?: number;
 }
 
 export interface RoutingTable {
@@ -102,6 +107,12 @@ function parseRelease(raw: unknown): Result<Release> {
   const weight = raw.weight ?? 0;
   if (!isPercent(weight)) return err("release.weight: must be a number from 0 to 100");
   const release: Release = { version: raw.version, strategy: raw.strategy, weight };
+  if (raw.cutoffFailures !== undefined) {
+    const n = raw.cutoffFailures;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 0)
+      return err("release.cutoffFailures: must be a whole number (0: no cut-off)");
+    if (n > 0) release.cutoffFailures = n;
+  }
   if (raw.match !== undefined) {
     if (!Array.isArray(raw.match)) return err("release.match: must be an array");
     const rules: MatchRule[] = [];

@@ -7,7 +7,7 @@ import { createLogger } from "../shared/log.ts";
 import { startServer } from "./admission/server.ts";
 import { createRegistry } from "./admission/metrics.ts";
 import { parseConfig, USAGE } from "./config.ts";
-import type { Controller } from "./controller/controller.ts";
+import type { Controller } from "./controller/io/controller.ts";
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);

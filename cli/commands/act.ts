@@ -6,7 +6,7 @@
  */
 import { ANNOTATION } from "../../shared/annotations.ts";
 import { VersoError } from "../../shared/errors.ts";
-import { parseStatus } from "../../webhook/controller/status.ts";
+import { parseStatus } from "../../webhook/controller/decide/status.ts";
 import { planAction, type ActionCommand, type Plan } from "../actions.ts";
 import { structured, type Ctx } from "../context.ts";
 import type { Kube } from "../kube.ts";

@@ -262,4 +262,14 @@ describe("proxy metrics", () => {
     [503, "5xx"],
     [999, "5xx"],
   ])("status %d -> %s", (s, want) => expect(codeClass(s)).toBe(want));
+
+  it("says which release version it cut off, and when the cut is lifted", () => {
+    const m = createMetrics("shop", "v1");
+    expect(m.render()).not.toContain(METRIC.cutoff);
+    m.cutOff("v2", true);
+    expect(m.render()).toContain(`${METRIC.cutoff}{app="shop",version="v2"} 1`);
+    expect(m.render()).toContain(`${METRIC.cutoffs}{app="shop",version="v2"} 1`);
+    m.cutOff("v2", false);
+    expect(m.render()).toContain(`${METRIC.cutoff}{app="shop",version="v2"} 0`);
+  });
 });

@@ -63,6 +63,8 @@ export interface ProxyMetrics {
   fellBack(wanted: string): void;
   upstreamError(kind: UpstreamErrorKind): void;
   setRevision(revision: number): void;
+  /** The release `version` was cut off after consecutive failures (on), or the cut lifted. */
+  cutOff(version: string, on: boolean): void;
   /** Every series as Prometheus text exposition 0.0.4 (serve with METRICS_CONTENT_TYPE). */
   render(): string;
 }
@@ -117,6 +119,14 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
     "kind",
   );
   const appLabel = labelPairs([["app", app]]);
+  const cutoffs = byLabel(
+    METRIC.cutoffs,
+    "Release cut-offs after consecutive failures.",
+    "version",
+  );
+  /** The release version last cut off or watched, and whether it is cut now. */
+  let cutVersion: string | undefined;
+  let cutNow = false;
   // -1 until the first routing table: the gauge is always present, unlike the counters.
   let revision = -1;
 
@@ -136,6 +146,19 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
     );
   };
 
+  const renderCutoff = (version: string): string =>
+    family(
+      METRIC.cutoff,
+      "1 while this proxy keeps new requests off the release after consecutive failures.",
+      "gauge",
+      [
+        `${METRIC.cutoff}{${labelPairs([
+          ["app", app],
+          ["version", version],
+        ])}} ${cutNow ? 1 : 0}`,
+      ],
+    );
+
   return {
     served(method, code, source, seconds) {
       // The order slotLabels is built in: method, then code class, then source.
@@ -152,6 +175,11 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
     setRevision: (r) => {
       revision = r;
     },
+    cutOff(version, on) {
+      cutVersion = version;
+      cutNow = on;
+      if (on) cutoffs.inc(version);
+    },
     render: () =>
       exposition([
         ...processFamilies(),
@@ -161,6 +189,8 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
         retries.render(),
         fallbacks.render(),
         upstreamErrors.render(),
+        // Absent until the first cut-off, so tables without one render as they always did.
+        ...(cutVersion === undefined ? [] : [cutoffs.render(), renderCutoff(cutVersion)]),
         family(
           METRIC.revision,
           "Revision of the routing table in force (-1: none yet, serving locally).",

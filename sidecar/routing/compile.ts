@@ -38,6 +38,8 @@ export interface CompiledRelease {
   readonly sticky?: { kind: "header" | "cookie"; name: string };
   /** True when any rule or the sticky key reads cookies (parse the Cookie header only then). */
   readonly needsCookies: boolean;
+  /** Consecutive failures before the proxy cuts the release off (cutoff.ts); 0: never. */
+  readonly cutoffFailures: number;
 }
 
 export interface CompiledTable {
@@ -106,6 +108,7 @@ export function compileTable(table: RoutingTable): CompiledTable {
       needsCookies:
         sticky?.kind === "cookie" ||
         rules.some((x) => x.kind === "cookie-value" || x.kind === "cookie-regex"),
+      cutoffFailures: r.cutoffFailures ?? 0,
     });
   }
   const stablePeers: Peer[] = [];

@@ -80,7 +80,12 @@ describe("controller: a replica stopped with SIGTERM", () => {
         (t) => t.release?.version === "v2",
         DRAIN_DELAY_MS + GRACE_MS,
       );
-      expect(t.release).toEqual({ version: "v2", strategy: "canary", weight: 10 });
+      expect(t.release).toEqual({
+        version: "v2",
+        strategy: "canary",
+        weight: 10,
+        cutoffFailures: 5,
+      });
 
       // The listener closes: the response is finished (EOF), not cut.
       expect(await stream.ended).toBe("end");

@@ -89,6 +89,8 @@ describe("controller: routing tables from a real apiserver", () => {
       version: "v2",
       strategy: "canary",
       weight: 20,
+      // verso.dev/cutoff-failures' default: the proxies' fast cut-off.
+      cutoffFailures: 5,
       match: [{ header: "x-user-type", value: "internal" }],
     });
     await waitFor(

@@ -11,9 +11,9 @@ import {
   METRICS_CONTENT_TYPE,
   type ProxyMetrics,
 } from "../../sidecar/metrics/metrics.ts";
-import { createBuiltinSource } from "../../webhook/controller/metrics/builtin.ts";
-import { createPrometheusSource } from "../../webhook/controller/metrics/prometheus.ts";
-import type { Target } from "../../webhook/controller/metrics/source.ts";
+import { createBuiltinSource } from "../../webhook/controller/io/metrics/builtin.ts";
+import { createPrometheusSource } from "../../webhook/controller/io/metrics/prometheus.ts";
+import type { Target } from "../../webhook/controller/io/metrics/source.ts";
 
 function serve(metrics: ProxyMetrics, host: string): Promise<Server> {
   const server = createServer((_req, res) => {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { METRIC } from "../../shared/metric-names.ts";
 import { createMetrics, METRICS_CONTENT_TYPE } from "../../sidecar/metrics/metrics.ts";
 import type { ProxyMetrics } from "../../sidecar/metrics/metrics.ts";
-import { createPrometheusSource } from "../../webhook/controller/metrics/prometheus.ts";
+import { createPrometheusSource } from "../../webhook/controller/io/metrics/prometheus.ts";
 import { waitFor } from "../harness/ports.ts";
 import { prometheusBinary, startPrometheus, type Prometheus } from "../harness/prometheus.ts";
 

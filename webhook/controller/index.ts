@@ -8,12 +8,15 @@ import type { Registry } from "prom-client";
 import { Gauge } from "prom-client";
 import type { RequestHandler, Router } from "express";
 import type { Logger } from "../../shared/log.ts";
-import { startController as start, type Controller } from "./controller.ts";
-import { createKubeApi } from "./kube.ts";
-import { createBuiltinSource } from "./metrics/builtin.ts";
-import { createPrometheusSource } from "./metrics/prometheus.ts";
-import { createHub, routesRouter } from "./stream.ts";
-import { createAuthenticator } from "./tokenReview.ts";
+import { startController as start, type Controller } from "./io/controller.ts";
+import { systemClock } from "./io/clock.ts";
+import { createKubeApi } from "./io/kube.ts";
+import { createNotifier } from "./io/notify.ts";
+import { createReleaseMetrics } from "./io/releaseMetrics.ts";
+import { createBuiltinSource } from "./io/metrics/builtin.ts";
+import { createPrometheusSource } from "./io/metrics/prometheus.ts";
+import { createHub, routesRouter } from "./io/stream.ts";
+import { createAuthenticator } from "./io/tokenReview.ts";
 import type { ControllerOptions } from "./options.ts";
 
 export interface ControllerHost {
@@ -64,6 +67,16 @@ export async function startControllerIn(host: ControllerHost): Promise<Controlle
       metrics,
       scaleDownDelayMs: options.scaleDownDelayMs,
       hub,
+      notifier:
+        options.notifyUrls.length > 0 || options.notifySlackUrl
+          ? createNotifier({
+              log,
+              clock: systemClock,
+              urls: options.notifyUrls,
+              slackUrl: options.notifySlackUrl,
+            })
+          : undefined,
+      releaseMetrics: createReleaseMetrics(host.registry),
     });
   } catch (error) {
     log.error("controller failed to start: serving admission only", { error });

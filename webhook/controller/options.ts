@@ -12,6 +12,10 @@ export interface ControllerOptions {
   readonly scaleDownDelayMs: number;
   /** This replica's Lease identity (default: $POD_NAME, else host-pid). */
   readonly identity: string;
+  /** Generic JSON notification receivers (`--notify-url`, comma-separated for several). */
+  readonly notifyUrls: readonly string[];
+  /** Slack incoming-webhook URL (`--notify-slack-url`). */
+  readonly notifySlackUrl: string | undefined;
 }
 
 /** Added to the webhook's parseArgs options. */
@@ -21,6 +25,8 @@ export const CONTROLLER_FLAGS = {
   "prometheus-url": { type: "string" },
   "scale-down-delay": { type: "string" },
   "leader-identity": { type: "string" },
+  "notify-url": { type: "string" },
+  "notify-slack-url": { type: "string" },
 } as const;
 
 export const CONTROLLER_USAGE = `  --kubeconfig FILE             cluster for the controller (default $KUBECONFIG, ~/.kube/config, in-cluster)
@@ -28,6 +34,8 @@ export const CONTROLLER_USAGE = `  --kubeconfig FILE             cluster for the
   --prometheus-url URL          Prometheus base URL (implies --metrics-source prometheus)
   --scale-down-delay DUR        after a promotion, scale the old Deployments to 0 after DUR (default 0: never)
   --leader-identity NAME        this replica's name in the leader Lease (default $POD_NAME or host-pid)
+  --notify-url URL[,URL]        POST release notifications as JSON here (Teams/Discord bridges too)
+  --notify-slack-url URL        POST release notifications as a Slack incoming-webhook payload
 `;
 
 export function parseControllerOptions(
@@ -50,6 +58,18 @@ export function parseControllerOptions(
   const scaleDownDelay = parseDuration(get("scale-down-delay") ?? "0");
   if (!scaleDownDelay.ok) return err(`--scale-down-delay: ${scaleDownDelay.error}`);
   const scaleDownDelayMs = scaleDownDelay.value;
+  const notifyUrls = (get("notify-url") ?? "")
+    .split(",")
+    .map((u) => u.trim())
+    .filter((u) => u !== "");
+  const notifySlackUrl = get("notify-slack-url");
+  for (const [flag, url] of [
+    ...notifyUrls.map((u) => ["--notify-url", u] as const),
+    ...(notifySlackUrl ? [["--notify-slack-url", notifySlackUrl] as const] : []),
+  ]) {
+    if (!/^https?:\/\/[^\s/]+/.test(url))
+      return err(`${flag} ${url}: use an http:// or https:// URL`);
+  }
   return ok(
     Object.freeze({
       kubeconfig: get("kubeconfig"),
@@ -57,6 +77,8 @@ export function parseControllerOptions(
       prometheusUrl,
       scaleDownDelayMs,
       identity: get("leader-identity") ?? env.POD_NAME ?? `${hostname()}-${process.pid}`,
+      notifyUrls,
+      notifySlackUrl,
     }),
   );
 }

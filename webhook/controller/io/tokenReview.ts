@@ -1,0 +1,161 @@
+/**
+ * Who is calling the route stream: the proxy's projected service-account token (audience
+ * `verso`), checked with a TokenReview. Answers are cached by a hash of the token (never the
+ * token itself) for a short while, so a reconnect storm costs one review per pod; the cache is
+ * bounded by dropping expired and then oldest entries, never by emptying it (which would turn
+ * one new token into a review for every pod).
+ */
+import { createHash } from "node:crypto";
+import { TOKEN_AUDIENCE } from "../../../shared/pod-env.ts";
+
+export interface ReviewAnswer {
+  authenticated: boolean;
+  username?: string;
+  audiences?: string[];
+  error?: string;
+}
+
+/** One TokenReview call (the apiserver edge), injected so tests can use a real apiserver. */
+export type ReviewFn = (token: string, audiences: string[]) => Promise<ReviewAnswer>;
+
+export type Caller = { namespace: string; serviceAccount: string };
+
+export type AuthFailure = {
+  status: 401 | 403 | 503;
+  reason: "NoToken" | "TokenInvalid" | "NotServiceAccount" | "ReviewUnavailable";
+  message: string;
+};
+
+export type AuthResult = { ok: true; caller: Caller } | { ok: false; failure: AuthFailure };
+
+const SA = /^system:serviceaccount:([^:]+):([^:]+)$/;
+
+const refuse = (
+  status: AuthFailure["status"],
+  reason: AuthFailure["reason"],
+  message: string,
+): AuthResult => ({ ok: false, failure: { status, reason, message } });
+
+/** Pure: a review answer -> the caller or why not. */
+export function judge(answer: ReviewAnswer): AuthResult {
+  if (!answer.authenticated) {
+    return refuse(401, "TokenInvalid", answer.error || "the token was not accepted");
+  }
+  if (answer.audiences && !answer.audiences.includes(TOKEN_AUDIENCE)) {
+    return refuse(401, "TokenInvalid", `the token is not for audience "${TOKEN_AUDIENCE}"`);
+  }
+  const m = SA.exec(answer.username ?? "");
+  if (!m) {
+    return refuse(
+      403,
+      "NotServiceAccount",
+      `${answer.username ?? "caller"} is not a service account`,
+    );
+  }
+  return { ok: true, caller: { namespace: m[1] as string, serviceAccount: m[2] as string } };
+}
+
+/** "Bearer <token>" -> token; undefined when absent or malformed. */
+export function bearer(header: string | undefined): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+  return m?.[1];
+}
+
+export interface Authenticator {
+  authenticate(authorization: string | undefined): Promise<AuthResult>;
+  /** Answers held now (expired ones included until they are swept); exported as a gauge. */
+  cached(): number;
+}
+
+type Entry = { result: AuthResult; until: number };
+
+/**
+ * Answers by token hash. One map per period, so each map is in expiry order (insertion order
+ * plus a fixed period): expired entries are dropped from the front on every insert, at a cost
+ * of one step per expired entry. Past `max`, the oldest refusal goes first and then the oldest
+ * answer, so a flood of bad tokens churns refusals and leaves callers' answers in place.
+ */
+function createCache(max: number) {
+  const answers = new Map<string, Entry>();
+  const refusals = new Map<string, Entry>();
+  const dropExpired = (map: Map<string, Entry>, at: number): void => {
+    for (const [key, e] of map) {
+      if (e.until > at) return;
+      map.delete(key);
+    }
+  };
+  const dropOldest = (map: Map<string, Entry>): boolean => {
+    const first = map.keys().next();
+    return !first.done && map.delete(first.value);
+  };
+  return {
+    get(key: string, at: number): AuthResult | undefined {
+      const e = answers.get(key) ?? refusals.get(key);
+      if (!e) return undefined;
+      if (e.until > at) return e.result;
+      answers.delete(key);
+      refusals.delete(key);
+      return undefined;
+    },
+    set(key: string, result: AuthResult, until: number, at: number): void {
+      answers.delete(key);
+      refusals.delete(key);
+      dropExpired(answers, at);
+      dropExpired(refusals, at);
+      while (answers.size + refusals.size >= max) {
+        if (!dropOldest(refusals) && !dropOldest(answers)) break;
+      }
+      (result.ok ? answers : refusals).set(key, { result, until });
+    },
+    size: () => answers.size + refusals.size,
+  };
+}
+
+export function createAuthenticator(
+  review: ReviewFn,
+  options: { ttlMs?: number; negativeTtlMs?: number; now?: () => number; maxEntries?: number } = {},
+): Authenticator {
+  const ttl = options.ttlMs ?? 30_000;
+  const negativeTtl = options.negativeTtlMs ?? 5_000;
+  const now = options.now ?? Date.now;
+  const cache = createCache(Math.max(1, options.maxEntries ?? 10_000));
+  const inflight = new Map<string, Promise<AuthResult>>();
+
+  return {
+    cached: cache.size,
+    async authenticate(authorization) {
+      const token = bearer(authorization);
+      if (!token) {
+        return refuse(
+          401,
+          "NoToken",
+          "send Authorization: Bearer <service-account token with audience verso>",
+        );
+      }
+      const key = createHash("sha256").update(token).digest("base64url");
+      const hit = cache.get(key, now());
+      if (hit) return hit;
+      const pending = inflight.get(key);
+      if (pending) return pending;
+      const p = (async (): Promise<AuthResult> => {
+        try {
+          const result = judge(await review(token, [TOKEN_AUDIENCE]));
+          const at = now();
+          cache.set(key, result, at + (result.ok ? ttl : negativeTtl), at);
+          return result;
+        } catch (error) {
+          // Not cached: the apiserver being away says nothing about the token.
+          return refuse(
+            503,
+            "ReviewUnavailable",
+            `cannot review the token now: ${(error as Error).message}`,
+          );
+        } finally {
+          inflight.delete(key);
+        }
+      })();
+      inflight.set(key, p);
+      return p;
+    },
+  };
+}
