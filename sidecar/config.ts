@@ -34,6 +34,7 @@ export interface Config {
   readonly versionHeader: boolean;
   readonly logLevel: LogLevel;
   readonly drainSeconds: number;
+  readonly drainDelaySeconds: number;
   readonly idleTimeoutSeconds: number;
   readonly clientIdleSeconds: number;
   readonly tableWaitSeconds: number;
@@ -59,6 +60,7 @@ const FLAGS = {
   "version-header": ENV.versionHeader,
   "log-level": ENV.logLevel,
   "drain-seconds": ENV.drainSeconds,
+  "drain-delay-seconds": ENV.drainDelaySeconds,
   "idle-timeout-seconds": ENV.idleTimeoutSeconds,
   "client-idle-seconds": ENV.clientIdleSeconds,
   "table-wait-seconds": ENV.tableWaitSeconds,
@@ -151,6 +153,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
   if (!isLogLevel(level))
     return err(`--log-level: unsupported ${level}, use debug, info, warn or error`);
   const drain = seconds("drain-seconds", get("drain-seconds"), 20);
+  // With a native sidecar the kubelet signals the proxy once the app has exited, while the
+  // endpoint may still be in kube-proxy's rules and in peers' tables for a second or two.
+  const drainDelay = seconds("drain-delay-seconds", get("drain-delay-seconds"), 5);
   // 0: no upstream idle limit, so a long poll or a quiet event stream is never cut by us.
   const idle = seconds("idle-timeout-seconds", get("idle-timeout-seconds"), 0);
   const wait = seconds("table-wait-seconds", get("table-wait-seconds"), 10);
@@ -160,6 +165,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
   if (!Number.isInteger(clientIdle.value) || clientIdle.value < 1 || clientIdle.value > 255)
     return err(`--client-idle-seconds: use a whole number from 1 to 255`);
   if (!drain.ok) return drain;
+  if (!drainDelay.ok) return drainDelay;
   if (!idle.ok) return idle;
   if (!wait.ok) return wait;
   const probes = parseProbeMap(get("probes"));
@@ -182,6 +188,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
       versionHeader: vh === "true",
       logLevel: level,
       drainSeconds: drain.value,
+      drainDelaySeconds: drainDelay.value,
       idleTimeoutSeconds: idle.value,
       clientIdleSeconds: clientIdle.value,
       tableWaitSeconds: wait.value,

@@ -136,13 +136,24 @@ async function main(): Promise<void> {
     draining = true;
     const inFlight = (): number => proxy.inFlight() + (grpc?.inFlight() ?? 0);
     log.info("draining", { signal, inFlight: inFlight(), graceSeconds: cfg.drainSeconds });
+    // /ready turns 503 and every answer closes its connection, but the listener stays open
+    // for the drain delay: a client routed here by a rule not yet withdrawn is still served
+    // (by a peer of this version when the app has gone, server.ts "app-gone").
     proxy.startDrain();
-    grpc?.startDrain();
-    source.close();
-    const deadline = Date.now() + cfg.drainSeconds * 1000;
+    const listening = Date.now() + cfg.drainDelaySeconds * 1000;
+    const deadline = listening + cfg.drainSeconds * 1000;
+    let open = true;
     const tick = setInterval(() => {
+      const now = Date.now();
+      if (open && now < listening) return;
+      if (open) {
+        open = false;
+        proxy.stopListening();
+        grpc?.startDrain();
+        source.close();
+      }
       const left = inFlight();
-      if (left === 0 || Date.now() >= deadline) {
+      if (left === 0 || now >= deadline) {
         clearInterval(tick);
         if (left > 0)
           log.warn("drain deadline reached; exiting with requests in flight", { inFlight: left });

@@ -19,6 +19,7 @@ import {
   type UpstreamErrorKind,
 } from "../metrics/metrics.ts";
 import type { CompiledTable, Peer } from "../routing/compile.ts";
+import { CutOff } from "../routing/cutoff.ts";
 import { decide, viewOf, withoutHopKey, type Decision } from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import { malformed, stripHopByHop, toUpstream, VERSION_HEADER } from "./headers.ts";
@@ -58,8 +59,10 @@ export interface ProxyOptions {
 export interface Proxy {
   readonly server: Server<RelayData>;
   inFlight(): number;
-  /** Stop accepting; keep-alive connections close after their current response. */
+  /** Every response from now on closes its connection (`Connection: close`). */
   startDrain(): void;
+  /** Stop accepting; keep-alive connections close after their current response. */
+  stopListening(): void;
   /** A new table is in force: forget the state of peers it no longer lists. */
   tableChanged(table: CompiledTable): void;
 }
@@ -77,7 +80,16 @@ interface Exchange {
   /** Gives the client connection its keep-alive idle limit back (see `exchange`). */
   readonly restore: () => void;
   resetRetried: boolean;
+  /** This pod's app refused it and it went to another pod of this version (once). */
+  failedOver: boolean;
 }
+
+/**
+ * The value of the hop header on a response from a peer whose app refused a forwarded
+ * request: nothing reached that app, so the sender tries its next peer. The header is
+ * hop-by-hop (headers.ts): no client ever sees it.
+ */
+const APP_GONE = "app-gone";
 
 /** `/path?query` of Bun's request URL, without building a URL object. */
 function pathAndQuery(url: string): string {
@@ -88,6 +100,15 @@ function pathAndQuery(url: string): string {
   if (url.charCodeAt(0) === 47 /* "/" */) return url;
   const slash = url.indexOf("/", url.indexOf("//") + 2);
   return slash === -1 ? "/" : url.slice(slash);
+}
+
+/** The answer to a peer whose forwarded request this pod's app refused (see APP_GONE). */
+function appGone(x: Exchange): Response {
+  x.restore();
+  return new Response("verso proxy: app-gone\n", {
+    status: 503,
+    headers: { "content-type": "text/plain", "x-verso-error": "app-gone", [HOP_HEADER]: APP_GONE },
+  });
 }
 
 function failure(x: Exchange | undefined, status: 502 | 504, code: string): Response {
@@ -109,10 +130,23 @@ export function createProxy(opts: ProxyOptions): Proxy {
   const fetchTimeout = opts.idleTimeoutMs > 0 ? opts.idleTimeoutMs : false;
   let draining = false;
   let warnedNoKey = false;
+  const cut = new CutOff({
+    cutOff(version, on) {
+      metrics.cutOff(version, on);
+      if (on) log.warn("release cut off after consecutive failures: stable serves", { version });
+    },
+  });
+  cut.onTable(store.current);
 
   /** decide(), except that without a hop key nothing can be forwarded (withoutHopKey). */
   function route(path: string, headers: Headers, hopValid: boolean): Decision {
-    const d = decide(viewOf(path, headers, hopValid), store.current, opts.version, roll);
+    const d = decide(
+      viewOf(path, headers, hopValid),
+      store.current,
+      opts.version,
+      roll,
+      cut.active,
+    );
     if (!("forward" in d) || store.hop.hasKey()) return d;
     if (!warnedNoKey) {
       warnedNoKey = true;
@@ -248,6 +282,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
     for (;;) {
       try {
         const up = await send(appOrigin, x);
+        cut.record(opts.version, up.status >= 500);
         return relay(x, up, true, noop);
       } catch (error) {
         const failed = afterFailure(x, error, "app");
@@ -257,6 +292,17 @@ export function createProxy(opts: ProxyOptions): Proxy {
           x.resetRetried = true;
           continue;
         }
+        if (kind === "app-connect") {
+          // Nothing reached the app: it is exiting (its pod terminating, the proxy still
+          // listening in its drain delay) or restarting. Its version may serve elsewhere.
+          if (x.forwardedIn) return appGone(x);
+          const peers = store.current?.peers.get(opts.version);
+          if (!x.failedOver && peers !== undefined && peers.length > 0) {
+            x.failedOver = true;
+            return forward(x, { forward: opts.version, peers, reason: "app-gone" });
+          }
+        }
+        cut.record(opts.version, true);
         if (log.enabled("debug")) log.debug("app request failed", { kind, error });
         // The app failed to answer: that is this version's error, counted where served.
         const status = plan.do === "fail" ? plan.status : 502;
@@ -278,11 +324,22 @@ export function createProxy(opts: ProxyOptions): Proxy {
       pool.acquire(peer.addr);
       try {
         const up = await send(peer.origin, x);
+        if (up.headers.get(HOP_HEADER) === APP_GONE && x.bodyless) {
+          // That pod's app is gone (its proxy said so before the app saw anything): like a
+          // refused connection, try the next peer. A body was spent on it: relayed as is.
+          pool.release(peer.addr);
+          void up.body?.cancel();
+          pool.markDown(peer.addr, Date.now());
+          (tried ??= new Set()).add(peer.addr);
+          continue;
+        }
+        cut.record(peer.version, up.status >= 500);
         return relay(x, up, false, () => pool.release(peer.addr));
       } catch (error) {
         pool.release(peer.addr);
         const failed = afterFailure(x, error, "peer");
         if (!failed) return gone(x);
+        cut.record(peer.version, true);
         const { kind, plan } = failed;
         if (plan.do === "fail") return failure(x, plan.status, kind);
         if (plan.do === "again") x.resetRetried = true;
@@ -338,6 +395,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       forwardedIn: hopValid,
       restore: () => srv.timeout(req, opts.clientIdleSeconds),
       resetRetried: false,
+      failedOver: false,
     };
     if ("forward" in d) return forward(x, d);
     if (d.fallback !== undefined) metrics.fellBack(d.fallback);
@@ -362,11 +420,15 @@ export function createProxy(opts: ProxyOptions): Proxy {
     server,
     inFlight: () => server.pendingRequests + server.pendingWebSockets,
     tableChanged(table) {
+      cut.onTable(table);
       const addrs = new Set<string>();
       for (const list of table.peers.values()) for (const p of list) addrs.add(p.addr);
       pool.retain(addrs);
     },
     startDrain() {
+      draining = true;
+    },
+    stopListening() {
       draining = true;
       // Stop listening; requests in flight finish (main.ts waits for them, then exits).
       // Websockets have no end of their own: close them (1001) rather than wait them out.

@@ -54,7 +54,9 @@ export type RouteReason =
   | "blue-green-preview"
   | "sticky"
   | "random"
-  | "health";
+  | "health"
+  | "cut-off"
+  | "app-gone";
 
 export type Decision =
   /** `fallback` names the wanted version when it had no peer (counted as a fallback). */
@@ -71,6 +73,10 @@ export const REASON_TEXT: Record<RouteReason, string> = {
   sticky: "weight split on the sticky key's bucket",
   random: "weight split on a random bucket",
   health: "a gRPC health check (grpc.health.v1): the kubelet asking about this pod, answered here",
+  "cut-off":
+    "the release failed verso.dev/cutoff-failures times in a row: stable serves until the controller acts",
+  "app-gone":
+    "this pod's app refused the connection (exiting or restarting): another pod of its version serves",
 };
 
 /** Cookie value by name from a Cookie header (`a=1; b=2`), without building a map. */
@@ -164,6 +170,7 @@ function chooseSide(
 // The steady-state answers (no release, forwarded in) allocate nothing per request.
 const HOP_TOKEN: Decision = Object.freeze({ serve: "local", reason: "hop-token" });
 const NO_RELEASE: Decision = Object.freeze({ serve: "local", reason: "no-release" });
+const CUT_SIDE = Object.freeze({ release: false, reason: "cut-off" as RouteReason });
 
 /*
  * Truth table (R = release version, S = any other version; "peers" = ready peers of the target).
@@ -184,6 +191,7 @@ const NO_RELEASE: Decision = Object.freeze({ serve: "local", reason: "no-release
  * | none/bad  | R       | no    | blue-green, weight < 100    | R    | forward stable          |
  * | none/bad  | R       | no    | canary, bucket < weight*100 | R/S  | local / forward R       |
  * | none/bad  | R       | no    | canary, bucket >= ...       | S/R  | local / forward stable  |
+ * | none/bad  | R, cut  | any   | any (cutoff.ts tripped)     | S/R  | local / forward stable  |
  * | forward wanted but the target has no peers                 | any  | local, fallback=target  |
  * The bucket is the sticky key's hash when the key is present, else a random roll; the first
  * matching rule decides (w = its weight) whatever the strategy.
@@ -193,11 +201,12 @@ export function decide(
   table: CompiledTable | undefined,
   selfVersion: string,
   roll: () => number,
+  releaseCut = false,
 ): Decision {
   if (view.hopValid) return HOP_TOKEN;
   const release = table?.release;
   if (!table || !release) return NO_RELEASE;
-  const side = chooseSide(release, view, roll);
+  const side = releaseCut ? CUT_SIDE : chooseSide(release, view, roll);
   if (side.release) {
     if (selfVersion === release.version) return { serve: "local", reason: side.reason };
     const peers = table.peers.get(release.version);

@@ -21,7 +21,7 @@ import { waitFor } from "../ports.ts";
 import { installExitHandlers } from "../processes.ts";
 import { issueCertificates } from "./certManager.ts";
 import { buildImages } from "./imageBuild.ts";
-import { nodeTokens, startNode, type Node } from "./node.ts";
+import { nodeTokens, startNode, startRuntime, type Node } from "./node.ts";
 import { startSandbox, type Sandbox } from "./sandbox.ts";
 
 export const VERSO_NAMESPACE = "verso-system";
@@ -79,7 +79,10 @@ export async function startNodeCluster(options: NodeClusterOptions = {}): Promis
   };
   try {
     const tokens = nodeTokens(() => randomBytes(24).toString("hex"));
-    cp = await phase("control plane", () =>
+    const logDir = join(dir, "cp", "logs");
+    // containerd and the image import need no apiserver: they run while it starts.
+    const runtimeStarted = phase("runtime", () => startRuntime(sandbox, images, logDir, log));
+    const cpStarted = phase("control plane", () =>
       startControlPlane({
         dir: join(dir, "cp"),
         keepDir: true,
@@ -96,9 +99,15 @@ export async function startNodeCluster(options: NodeClusterOptions = {}): Promis
         },
       }),
     );
-    const controlPlane = cp;
+    // Both settle before either failure is thrown: nothing is left starting behind stop().
+    const [runtimeResult, cpResult] = await Promise.allSettled([runtimeStarted, cpStarted]);
+    if (cpResult.status === "fulfilled") cp = cpResult.value;
+    if (cpResult.status === "rejected") throw cpResult.reason;
+    if (runtimeResult.status === "rejected") throw runtimeResult.reason;
+    const controlPlane = cpResult.value;
+    const runtime = runtimeResult.value;
     const node = await phase("node", () =>
-      startNode(sandbox, controlPlane, bins, tokens, images, log),
+      startNode(sandbox, runtime, controlPlane, bins, tokens, log),
     );
     const run = (args: string[], input?: string): Promise<KubectlResult> =>
       kubectl(bins.kubectl, controlPlane.kubeconfig, args, input);

@@ -1,7 +1,8 @@
 /**
- * The node's daemons, in the sandbox, against a running control plane: containerd (with the
- * images imported), the kubelet, kube-proxy, kube-scheduler and CoreDNS. Ready when the Node
- * object is Ready; the caller's sandbox.stop() tears them all down.
+ * The node's daemons, in the sandbox: containerd with the images imported (startRuntime,
+ * beside the control plane's start), then against the control plane the kubelet, kube-proxy,
+ * kube-scheduler and CoreDNS (startNode, ready when the Node object is Ready). The caller's
+ * sandbox.stop() tears them all down.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -9,7 +10,7 @@ import type { ControlPlane, StaticToken } from "../controlPlane.ts";
 import { writeKubeconfig } from "../kubeconfig.ts";
 import { waitFor } from "../ports.ts";
 import type { ManagedProcess } from "../processes.ts";
-import type { BuiltImage } from "./imageBuild.ts";
+import { uniqueArchives, type BuiltImage } from "./imageBuild.ts";
 import {
   NODE_NAME,
   cniConfig,
@@ -18,6 +19,7 @@ import {
   kubeProxyConfig,
   kubeletConfig,
   nodePaths,
+  type NodePaths,
 } from "./nodeConfig.ts";
 import type { Sandbox } from "./sandbox.ts";
 
@@ -53,26 +55,74 @@ interface NodeCondition {
 
 export interface Node {
   readonly containerdSocket: string;
-  /** Milliseconds from containerd's start to the Node being Ready. */
+  /** Milliseconds from the kubelet's start to the Node being Ready. */
   readonly readyMs: number;
   /** `ctr` against the node's containerd, namespace k8s.io. */
   ctr(args: string[]): { code: number; stdout: string; stderr: string };
 }
 
+/** containerd with the images imported: needs no control plane, so it starts beside it. */
+export interface Runtime {
+  readonly paths: NodePaths;
+  readonly process: ManagedProcess;
+  /** `ctr` against the node's containerd, namespace k8s.io. */
+  ctr(args: string[]): { code: number; stdout: string; stderr: string };
+}
+
+export async function startRuntime(
+  sandbox: Sandbox,
+  images: readonly BuiltImage[],
+  logDir: string,
+  log: (line: string) => void,
+): Promise<Runtime> {
+  const paths = nodePaths(join(sandbox.dir, "node"));
+  mkdirSync(paths.cniConfDir, { recursive: true });
+  mkdirSync(join(paths.dir, "containerd"), { recursive: true });
+  writeFileSync(join(paths.cniConfDir, "10-verso.conflist"), cniConfig(paths, sandbox.net));
+  const config = join(paths.dir, "containerd.toml");
+  writeFileSync(config, containerdConfig(paths));
+  const containerd = sandbox.spawn({
+    name: "containerd",
+    command: "containerd",
+    args: ["--config", config],
+    logFile: join(logDir, "containerd.log"),
+  });
+  const ctr = (args: string[]): ReturnType<Sandbox["run"]> =>
+    sandbox.run("ctr", ["--address", paths.containerdSocket, "-n", "k8s.io", ...args]);
+  await waitFor(
+    "containerd",
+    async () => {
+      if (!containerd.running()) throw new Error(`containerd exited; see ${containerd.logFile}`);
+      return ctr(["version"]).code === 0 ? true : undefined;
+    },
+    20_000,
+    100,
+  );
+  const started = Date.now();
+  // One archive can carry several names (verso-demo:v1 and :v2): imported once.
+  const archives = uniqueArchives(images);
+  for (const archive of archives) {
+    const res = ctr(["images", "import", archive]);
+    if (res.code !== 0) throw new Error(`ctr import ${archive}: ${res.stderr}`);
+  }
+  log(
+    `[node] containerd up; ${images.length} images (${archives.length} archives) imported in ${Date.now() - started}ms`,
+  );
+  return { paths, process: containerd, ctr };
+}
+
 export async function startNode(
   sandbox: Sandbox,
+  runtime: Runtime,
   cp: ControlPlane,
   bins: NodeBinaries,
   tokens: NodeTokens,
-  images: readonly BuiltImage[],
   log: (line: string) => void,
 ): Promise<Node> {
   const started = Date.now();
-  const paths = nodePaths(join(sandbox.dir, "node"));
+  const { paths, ctr } = runtime;
   const { net } = sandbox;
   const logDir = cp.logDir;
-  mkdirSync(paths.cniConfDir, { recursive: true });
-  mkdirSync(join(paths.dir, "containerd"), { recursive: true });
   const file = (name: string, text: string): string => {
     const path = join(paths.dir, name);
     writeFileSync(path, text);
@@ -83,38 +133,11 @@ export async function startNode(
     writeKubeconfig(path, { ...cp.credentials, token: token.token });
     return path;
   };
-  const procs: ManagedProcess[] = [];
+  const procs: ManagedProcess[] = [runtime.process];
   const alive = (): void => {
     const dead = procs.find((p) => !p.running());
     if (dead) throw new Error(`${dead.name} exited; see ${dead.logFile}`);
   };
-
-  writeFileSync(join(paths.cniConfDir, "10-verso.conflist"), cniConfig(paths, net));
-  procs.push(
-    sandbox.spawn({
-      name: "containerd",
-      command: "containerd",
-      args: ["--config", file("containerd.toml", containerdConfig(paths))],
-      logFile: join(logDir, "containerd.log"),
-    }),
-  );
-  const ctr = (args: string[]): ReturnType<Sandbox["run"]> =>
-    sandbox.run("ctr", ["--address", paths.containerdSocket, "-n", "k8s.io", ...args]);
-  await waitFor(
-    "containerd",
-    async () => {
-      alive();
-      return ctr(["version"]).code === 0 ? true : undefined;
-    },
-    20_000,
-    100,
-  );
-  const importStart = Date.now();
-  for (const image of images) {
-    const res = ctr(["images", "import", image.archive]);
-    if (res.code !== 0) throw new Error(`ctr import ${image.archive}: ${res.stderr}`);
-  }
-  log(`[node] containerd up, ${images.length} images imported (${Date.now() - importStart}ms)`);
 
   const resolvConf = file("resolv.conf", "# pods get the cluster DNS; nothing of the host's\n");
   procs.push(
@@ -185,6 +208,6 @@ export async function startNode(
     250,
   );
   const readyMs = Date.now() - started;
-  log(`[node] ${NODE_NAME} Ready in ${readyMs}ms (logs: ${logDir})`);
+  log(`[node] ${NODE_NAME} Ready ${readyMs}ms after the kubelet started (logs: ${logDir})`);
   return { containerdSocket: paths.containerdSocket, readyMs, ctr };
 }
