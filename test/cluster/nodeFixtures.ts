@@ -88,10 +88,7 @@ export interface Load {
  * `concurrency` workers GET `url` back to back until stopped, `maxMs` has passed or `max`
  * requests were sent. Each request has a 5 s timeout; nothing is retried.
  */
-export function load(
-  url: string,
-  { concurrency = 4, maxMs = 120_000, max = 50_000 } = {},
-): Load {
+export function load(url: string, { concurrency = 4, maxMs = 120_000, max = 50_000 } = {}): Load {
   const report: LoadReport = { sent: 0, ok: 0, failed: 0, byVersion: {}, errors: {} };
   const deadline = Date.now() + maxMs;
   let stopped = false;

@@ -105,7 +105,9 @@ async function main(): Promise<void> {
     );
     // On the real node ClusterIPs route from this host (kube-proxy); the stand-in has none.
     if (cluster.real) {
-      process.stdout.write(`# the shop Service (v1 + 10% v2): curl http://${svc.spec?.clusterIP ?? "?"}/\n`);
+      process.stdout.write(
+        `# the shop Service (v1 + 10% v2): curl http://${svc.spec?.clusterIP ?? "?"}/\n`,
+      );
     }
   } else {
     process.stdout.write(`export KUBECONFIG=${cluster.cp.kubeconfig}\n`);

@@ -33,9 +33,7 @@ export interface Issued {
 
 export async function issueCertificates(client: KubeClient, caName: string): Promise<Issued> {
   const ca: Pem = await makeCa(caName);
-  const certs = await client.get<{ items: Certificate[] }>(
-    "/apis/cert-manager.io/v1/certificates",
-  );
+  const certs = await client.get<{ items: Certificate[] }>("/apis/cert-manager.io/v1/certificates");
   const secrets: string[] = [];
   for (const cert of certs.items) {
     const { name, namespace } = cert.metadata;

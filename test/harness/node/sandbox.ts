@@ -102,10 +102,7 @@ function wire(pid: number, net: NodeNetwork): void {
   }
 }
 
-export async function startSandbox(
-  dir: string,
-  log: (line: string) => void,
-): Promise<Sandbox> {
+export async function startSandbox(dir: string, log: (line: string) => void): Promise<Sandbox> {
   mkdirSync(dir, { recursive: true });
   // The slot is not known before the veth exists; the cgroup only needs to be unique.
   const cgroup = `verso-node-${process.pid}-${Date.now().toString(36)}`;
@@ -137,7 +134,9 @@ export async function startSandbox(
   try {
     const net = claimSlot(pid);
     wire(pid, net);
-    log(`[node] sandbox ${cgroup}: node ${net.nodeIp}, pods ${net.podCidr}, services ${net.serviceCidr}`);
+    log(
+      `[node] sandbox ${cgroup}: node ${net.nodeIp}, pods ${net.podCidr}, services ${net.serviceCidr}`,
+    );
     // The wrapper joins the cgroup tree before it enters the namespaces, so whatever it
     // becomes (exec) is found and killed by the teardown.
     const procs = join(CGROUP_FS, "freezer", cgroup, "cgroup.procs");
