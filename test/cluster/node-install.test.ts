@@ -74,7 +74,11 @@ describe.skipIf(NO_NODE !== undefined)(
 
     it("captures the app port with iptables: a request to podIP:8080 is counted by the proxy", async () => {
       const pod = demo[0] as Pod;
-      const before = servedBy(await metricsOf(pod));
+      const metrics = await metricsOf(pod);
+      // A table from the controller's stream: the kubelet's projected, pod-bound token passed
+      // the controller's TokenReview.
+      expect(scrape(metrics, METRIC.revision)).toBeGreaterThanOrEqual(0);
+      const before = servedBy(metrics);
       const res = await fetch(`http://${pod.status?.podIP}:8080/`);
       expect(res.status).toBe(200);
       await res.text();

@@ -1,7 +1,9 @@
 /**
- * (c) Pods realised as local processes: the demo Deployments become Running and Ready pods
- * with their own 127.0.0.x address that answer HTTP with their version; deleting a pod
- * stops its processes and the ReplicaSet replaces it.
+ * The stand-in kubelet's own tests (test/harness/kubelet.ts: the path the controller's suites
+ * and a rootless `make demo` use). Pods realised as local processes: the demo Deployments
+ * become Running and Ready pods with their own 127.0.0.x address that answer HTTP with their
+ * version; the proxy gets a pod-bound token; deleting a pod stops its processes and the
+ * ReplicaSet replaces it. The real node proves the same on a kubelet (node-*.test.ts).
  */
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,7 +35,7 @@ async function get(url: string): Promise<Answer> {
   return { status: res.status, version: body.version ?? "" };
 }
 
-describe("demo app pods as local processes", () => {
+describe("the stand-in kubelet: demo app pods as local processes", () => {
   let cluster: Cluster;
   let pods: Pod[];
 
