@@ -25,6 +25,10 @@ build: install ## compile TypeScript to dist/
 kube-binaries: ## build/locate etcd, kube-apiserver, kube-controller-manager, kubectl (cached)
 	bash scripts/build-kube.sh
 
+.PHONY: helm-binary
+helm-binary: ## build helm from its Go module (cached; the chart tests build it when missing)
+	bash scripts/build-helm.sh
+
 test: install kube-binaries ## every suite: unit, process (real sockets/TLS), cluster (real apiserver)
 	npx vitest run
 

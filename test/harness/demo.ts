@@ -7,7 +7,9 @@
  * Verso installed from deploy/ as its Deployment. Elsewhere (or with --stand-in) it is the
  * stand-in: the control plane with the webhook as a local process and pods as processes.
  *
- *   node test/harness/demo.ts [--stand-in] [--no-controller] [--no-examples] [--keep]
+ *   node test/harness/demo.ts [--stand-in] [--no-controller] [--no-examples] [--no-install] [--keep]
+ *
+ * --no-install (real node): the bare cluster, without Verso and the demo app.
  */
 import { parseArgs } from "node:util";
 import { startCluster } from "./cluster.ts";
@@ -26,6 +28,7 @@ const { values } = parseArgs({
     "stand-in": { type: "boolean", default: false },
     "no-controller": { type: "boolean", default: false },
     "no-examples": { type: "boolean", default: false },
+    "no-install": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
   },
 });
@@ -47,7 +50,8 @@ async function start(): Promise<DemoCluster> {
   const unavailable = values["stand-in"] ? "--stand-in" : sandboxUnavailable();
   if (unavailable === undefined) {
     if (values["no-controller"]) log("[demo] --no-controller applies to the stand-in only");
-    return { ...(await startNodeCluster({ keepDir: values.keep, log })), real: true };
+    const install = !values["no-install"];
+    return { ...(await startNodeCluster({ keepDir: values.keep, install, log })), real: true };
   }
   log(`[demo] stand-in kubelet (pods as local processes): ${unavailable}`);
   const standIn = await startCluster({
@@ -75,7 +79,7 @@ async function main(): Promise<void> {
   const cluster = await start();
   state.cluster = cluster;
   if (state.stopping) return;
-  if (!values["no-examples"]) {
+  if (!values["no-examples"] && !values["no-install"]) {
     const res = await cluster.kubectl(["apply", "-k", EXAMPLES_DIR]);
     if (res.code !== 0) throw new Error(`kubectl apply -k ${EXAMPLES_DIR} failed: ${res.stderr}`);
     log(res.stdout.trim());
