@@ -86,7 +86,7 @@ describe.skipIf(NO_NODE !== undefined)(
           250,
         ).catch(() => leftovers(run));
         expect(left).toEqual([]);
-      });
+      }, 600_000); // the first start may build the images (tens of seconds on a busy machine)
     }
   },
 );
