@@ -5,7 +5,15 @@
  * dying in any way, tears all of it down (sandbox.sh: the watchdog is its stdin).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "../ports.ts";
@@ -52,10 +60,10 @@ function must(command: string, args: string[]): string {
   return res.stdout;
 }
 
+/** The cgroup v1 hierarchies (the v2 one, `unified`, is not the kubelet's here). */
 function hierarchies(): string[] {
-  return must("ls", [CGROUP_FS])
-    .split("\n")
-    .filter((name) => name !== "" && name !== "unified")
+  return readdirSync(CGROUP_FS)
+    .filter((name) => name !== "unified")
     .map((name) => join(CGROUP_FS, name))
     .filter((path) => existsSync(join(path, "cgroup.procs")));
 }
@@ -107,13 +115,16 @@ export async function startSandbox(dir: string, log: (line: string) => void): Pr
   // The slot is not known before the veth exists; the cgroup only needs to be unique.
   const cgroup = `verso-node-${process.pid}-${Date.now().toString(36)}`;
   createCgroups(cgroup);
+  const logFile = join(dir, "sandbox.log");
+  // Its log goes to a file, not through us: the teardown after our death must not write to
+  // a pipe nobody reads (SIGPIPE would end it halfway).
+  const logFd = openSync(logFile, "a");
   const holder: ChildProcess = spawn(
     "unshare",
     ["--net", "--mount", "--propagation", "private", "--fork", "bash", SANDBOX_SH, cgroup, dir],
-    { stdio: ["pipe", "pipe", "pipe"], detached: true },
+    { stdio: ["pipe", "pipe", logFd], detached: true },
   );
-  const logFile = join(dir, "sandbox.log");
-  holder.stderr?.on("data", (chunk: Buffer) => writeFileSync(logFile, chunk, { flag: "a" }));
+  closeSync(logFd);
   const exited = new Promise<void>((resolve) => holder.once("exit", () => resolve()));
   let stdout = "";
   holder.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
