@@ -43,17 +43,24 @@ async function startShopProxy(
 }
 
 describe("proxy lifecycle", () => {
-  it("SIGTERM: /ready turns 503, the in-flight request finishes with Connection: close, new connections are refused, exit 0", async () => {
-    const { p } = await startShopProxy("drain", 1, { extraArgs: ["--drain-seconds", "10"] });
+  it("SIGTERM: /ready turns 503; new connections are served with Connection: close for the drain delay, then refused; the in-flight request finishes; exit 0", async () => {
+    const { p } = await startShopProxy("drain", 1, {
+      extraArgs: ["--drain-seconds", "10", "--drain-delay-seconds", "1"],
+    });
     // Keep-alive, so "Connection: close" on the answer can only come from the proxy's drain.
     const agent = new http.Agent({ keepAlive: true });
-    const slow = get(`${p.url}/slow?ms=1500`, {}, agent);
+    const slow = get(`${p.url}/slow?ms=2500`, {}, agent);
     await sleep(200);
     process.kill(p.proc.pid, "SIGTERM");
     await sleep(200);
     const ready = await fetch(`http://${H}:${p.adminPort}/ready`);
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ draining: true });
+    // In the drain delay: kube-proxy and the peers may still send requests here.
+    const during = await get(`${p.url}/echo`);
+    expect(during.status).toBe(200);
+    expect(during.headers.connection).toBe("close");
+    await sleep(1_200);
     await expect(get(`${p.url}/echo`)).rejects.toThrow();
     const r = await slow;
     agent.destroy();
@@ -65,7 +72,9 @@ describe("proxy lifecycle", () => {
   });
 
   it("drain deadline: a request longer than --drain-seconds does not hold the exit", async () => {
-    const { p } = await startShopProxy("drain2", 1, { extraArgs: ["--drain-seconds", "0.5"] });
+    const { p } = await startShopProxy("drain2", 1, {
+      extraArgs: ["--drain-seconds", "0.5", "--drain-delay-seconds", "0"],
+    });
     const slow = get(`${p.url}/slow?ms=5000`).catch((e: Error) => e);
     await sleep(200);
     const t0 = Date.now();
@@ -76,7 +85,9 @@ describe("proxy lifecycle", () => {
   });
 
   it("SIGTERM closes relayed websockets with 1001 at once instead of waiting out --drain-seconds", async () => {
-    const { p } = await startShopProxy("drain-ws", 1, { extraArgs: ["--drain-seconds", "20"] });
+    const { p } = await startShopProxy("drain-ws", 1, {
+      extraArgs: ["--drain-seconds", "20", "--drain-delay-seconds", "0"],
+    });
     const ws = new WebSocket(`ws://${H}:${p.port}/ws`);
     await new Promise((resolve, reject) => {
       ws.once("open", resolve);

@@ -37,6 +37,7 @@ import {
   realpathSync,
   renameSync,
   rmSync,
+  utimesSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -881,6 +882,9 @@ function sweepWork(dir: string): void {
   }
 }
 
+/** An archive of an older input set is removed once unused for this long. */
+const PRUNE_AFTER_MS = 60 * 60 * 1000;
+
 /** One recipe: its archive from the cache when the key matches, else built now. */
 async function buildOne(
   recipe: Recipe,
@@ -897,6 +901,9 @@ async function buildOne(
   if (existsSync(archive) && existsSync(metaFile)) {
     const meta = JSON.parse(readFileSync(metaFile, "utf8")) as Meta;
     if (meta.key === key) {
+      // Marks it in use: pruning (below) spares archives another checkout used recently.
+      const now = new Date();
+      utimesSync(archive, now, now);
       log(`[images] ${label} cached (${seconds(performance.now() - t0)})`);
       return meta.images.map((i) => ({ ...i, archive }));
     }
@@ -914,10 +921,16 @@ async function buildOne(
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-  // Older archives of this image (another input set) are dead weight: one per slug is kept.
-  const mine = new RegExp(`^${recipe.slug.replace(/\./g, "\\.")}-[0-9a-f]{16}\\.(tar|json)$`);
+  // Older archives of this image (another input set) are dead weight, unless another
+  // checkout sharing the cache (make demo beside make test, a CI clone) used one in the last
+  // hour: its run may be importing it right now.
+  const mine = new RegExp(`^${recipe.slug.replace(/\./g, "\\.")}-[0-9a-f]{16}\\.tar$`);
   for (const name of readdirSync(dir)) {
-    if (mine.test(name) && !name.startsWith(stem)) rmSync(join(dir, name), { force: true });
+    if (!mine.test(name) || name.startsWith(stem)) continue;
+    const old = join(dir, name);
+    if (Date.now() - statSync(old).mtimeMs < PRUNE_AFTER_MS) continue;
+    rmSync(old, { force: true });
+    rmSync(old.replace(/\.tar$/, ".json"), { force: true });
   }
   const size = megabytes(statSync(archive).size);
   log(`[images] ${label} built in ${seconds(performance.now() - t0)}, ${size}: ${archive}`);
