@@ -90,6 +90,19 @@ describe.skipIf(NO_NODE !== undefined)(
       );
     });
 
+    it("runs the proxy as uid 1337 on a read-only root; kubectl logs and exec reach it", async () => {
+      const cluster = node.get();
+      const pod = (demo[0] as Pod).metadata.name;
+      const exec = (cmd: string): ReturnType<typeof cluster.kubectl> =>
+        cluster.kubectl(["-n", "demo", "exec", pod, "-c", "verso-proxy", "--", "sh", "-c", cmd]);
+      const id = await exec("id -u");
+      expect(id.stdout.trim(), id.stderr).toBe("1337");
+      const write = await exec("touch /probe-write 2>&1; echo rc=$?");
+      expect(write.stdout).toMatch(/Read-only file system/);
+      const logs = await cluster.kubectl(["-n", "demo", "logs", pod, "-c", "verso-proxy"]);
+      expect(logs.stdout).toContain("proxy listening");
+    });
+
     it("rewrites the app's readiness probe to the proxy, and it passes", () => {
       for (const pod of demo) {
         const app = pod.spec.containers.find((c) => c.name === "app");
