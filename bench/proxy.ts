@@ -6,6 +6,9 @@
  *                  --ts runs sidecar/main.ts instead), serving locally -> app. Routing is on: the table
  *                  has a release whose match rules do not match and whose canary weight is 0,
  *                  so decide() evaluates the rules and the split on every request.
+ *   verso-access-log  verso-local with `--access-log true`: one JSON line per request on its
+ *                  stdout, a pipe read by this script into a file (as a container runtime reads
+ *                  it); printed beside verso-local ("Access log cost")
  *   verso-forward  client -> Verso v1 -> Verso v2 (hop token) -> app, both on Bun (weight 100)
  *   bun-minimal    client -> Bun.serve + fetch pass-through (bench/bun-minimal-server.ts) -> app:
  *                  the floor of any Bun proxy
@@ -93,6 +96,7 @@ import {
 
 const ROWS = [
   "verso-local",
+  "verso-access-log",
   "verso-forward",
   "bun-minimal",
   "nginx",
@@ -192,6 +196,7 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
     version: string;
     weight: number;
     runtime?: { command: string; main: string; env: object };
+    args?: string[];
   }): Promise<Proxy> => {
     const { host } = splitHostPort(o.listen)!;
     const admin = await addressOn(host);
@@ -205,6 +210,7 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
         ...[rt.main, "--listen", o.listen, "--app", app, "--admin", admin],
         ...["--app-name", "bench", "--version", o.version, "--routes", routes],
         ...["--log-level", "warn"],
+        ...(o.args ?? []),
       ],
       rt.env,
     );
@@ -228,6 +234,18 @@ async function startRows(): Promise<{ rows: Row[]; appPid: number }> {
     const proxy = await verso({ name: "verso-local", listen, version: "v1", weight: 0 });
     await answering(`http://${listen}/`);
     rows.push({ name: "verso-local", url: `http://${listen}/`, proxies: [proxy] });
+  }
+  if (wanted("verso-access-log")) {
+    const listen = await addressOn("127.0.4.9");
+    const proxy = await verso({
+      name: "verso-access-log",
+      listen,
+      version: "v1",
+      weight: 0,
+      args: ["--access-log", "true"],
+    });
+    await answering(`http://${listen}/`);
+    rows.push({ name: "verso-access-log", url: `http://${listen}/`, proxies: [proxy] });
   }
   if (wanted("verso-forward")) {
     const b = await verso({ name: "verso-forward-v2", listen: v2, version: "v2", weight: 100 });
@@ -443,6 +461,8 @@ function report(
     loadGenerator: "wrk",
   });
 
+  if (r("verso-local") && r("verso-access-log")) printAccessLogCost(results);
+
   if (up && fwd) {
     console.log(
       `\nUploads: ${UPLOADS} concurrent x ${UPLOAD_MIB} MiB, client -> verso v1 -> verso v2 -> app\n`,
@@ -542,4 +562,39 @@ function report(
     writeFileSync(values.json, `${JSON.stringify(json, null, 2)}\n`);
   }
 }
+/** verso-local and verso-access-log side by side: the same proxy, access log off and on. */
+function printAccessLogCost(results: Map<RowName, RowResult<Run>>): void {
+  const { r, cpuUs } = summary(results, (run) => run.requests);
+  const rows = ["verso-local", "verso-access-log"] as const;
+  const med = (name: RowName, pick: (res: RowResult<Run>) => number[]) => median(pick(r(name)!));
+  const maxRps = (name: RowName) => med(name, (res) => res.maxRuns.map((x) => x.rps));
+  const p = (name: RowName, key: "p50" | "p99") =>
+    med(name, (res) => res.pacedRuns.map((x) => x[key]));
+  const us = (name: RowName) => median(cpuUs(r(name)!.maxRuns));
+  const change = (off: number, on: number) =>
+    `${on >= off ? "+" : ""}${(((on - off) / off) * 100).toFixed(1)} %`;
+  console.log("\nAccess log cost (same proxy and load; access log off vs on):\n");
+  console.log(
+    markdown(
+      ["access log", "max req/s", "CPU µs/req max", "paced p50 ms", "paced p99 ms"],
+      [
+        ...rows.map((name) => [
+          name === "verso-local" ? "off (verso-local)" : "on (verso-access-log)",
+          fixed(0)(maxRps(name)),
+          fixed(0)(us(name)),
+          fixed(3)(p(name, "p50")),
+          fixed(3)(p(name, "p99")),
+        ]),
+        [
+          "change",
+          change(maxRps(rows[0]), maxRps(rows[1])),
+          change(us(rows[0]), us(rows[1])),
+          change(p(rows[0], "p50"), p(rows[1], "p50")),
+          change(p(rows[0], "p99"), p(rows[1], "p99")),
+        ],
+      ],
+    ),
+  );
+}
+
 run(main);

@@ -34,6 +34,8 @@ export const ANNOTATION = {
   logLevel: "verso.dev/log-level",
   /** Protocol per app port: `"9090=grpc,8080=http"` (`grpc`, `h2c`, `http`). */
   protocol: "verso.dev/protocol",
+  /** `"true"`: the proxy writes an access log line per request (`--proxy-access-log` default). */
+  accessLog: "verso.dev/access-log",
   // release policy (Deployment)
   strategy: "verso.dev/strategy",
   weight: "verso.dev/weight",

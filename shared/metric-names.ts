@@ -24,6 +24,11 @@ export const METRIC = {
   cutoffs: "verso_cutoffs_total",
   /** gauge {app} revision of the routing table in force. */
   revision: "verso_routing_table_revision",
+  /**
+   * counter {app} access log lines dropped because stdout did not take them in time (the
+   * buffer was full); present only on proxies with the access log on.
+   */
+  accessLogDropped: "verso_access_log_dropped_total",
 } as const;
 
 /** `source` label: the request was served where it landed, or arrived forwarded by a peer. */

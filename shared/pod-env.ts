@@ -97,6 +97,17 @@ export const ENV = {
   clientIdleSeconds: "VERSO_CLIENT_IDLE_SECONDS",
   /** Seconds /ready waits for a first routing table before using the no-release default (10). */
   tableWaitSeconds: "VERSO_TABLE_WAIT_SECONDS",
+  /** The pod's blue-green colour (`verso.dev/color`), for the access log; unset: none. */
+  color: "VERSO_COLOR",
+  /** `true`: one JSON line per request on the proxy's stdout (docs/observability.md). */
+  accessLog: "VERSO_ACCESS_LOG",
+  /** `true`: the access log's `path` keeps the query string (default: path only). */
+  accessLogQuery: "VERSO_ACCESS_LOG_QUERY",
+  /**
+   * Bytes of access log lines held while stdout is slow (default 1 MiB); beyond it lines are
+   * dropped and counted (verso_access_log_dropped_total), never waited for.
+   */
+  accessLogBufferBytes: "VERSO_ACCESS_LOG_BUFFER_BYTES",
 } as const;
 
 /**

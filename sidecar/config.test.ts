@@ -87,4 +87,33 @@ describe("parseConfig", () => {
     const r = parseConfig([...base, "--probes", probes], {});
     expect(r.ok && r.value.probes["/app-health/web/livez"]).toEqual({ kind: "tcp", port: 8080 });
   });
+
+  it("access log: off by default; on by flag or env, with its options", () => {
+    const off = parseConfig(base, {});
+    expect(off.ok && off.value.accessLog).toBeUndefined();
+    const on = parseConfig([...base, "--access-log", "true"], { VERSO_COLOR: "blue" });
+    expect(on.ok && on.value).toMatchObject({
+      color: "blue",
+      accessLog: { includeQuery: false, bufferBytes: 1024 * 1024 },
+    });
+    const env = parseConfig(base, {
+      VERSO_ACCESS_LOG: "TRUE",
+      VERSO_ACCESS_LOG_QUERY: "true",
+      VERSO_ACCESS_LOG_BUFFER_BYTES: "4096",
+    });
+    expect(env.ok && env.value.accessLog).toEqual({ includeQuery: true, bufferBytes: 4096 });
+    const flagWins = parseConfig([...base, "--access-log=false"], { VERSO_ACCESS_LOG: "true" });
+    expect(flagWins.ok && flagWins.value.accessLog).toBeUndefined();
+  });
+
+  it.each([
+    [["--access-log", "yes"], /--access-log: use true or false/],
+    [["--access-log-query", "1"], /--access-log-query: use true or false/],
+    [["--access-log-buffer-bytes", "100"], /--access-log-buffer-bytes/],
+    [["--access-log-buffer-bytes", "64k"], /--access-log-buffer-bytes/],
+  ])("refuses %j", (args, message) => {
+    const r = parseConfig([...base, "--access-log", "true", ...args], {});
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.error).toMatch(message);
+  });
 });

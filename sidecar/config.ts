@@ -39,7 +39,21 @@ export interface Config {
   readonly clientIdleSeconds: number;
   readonly tableWaitSeconds: number;
   readonly probes: ProbeMap;
+  /** The pod's blue-green colour (verso.dev/color), written on access log lines. */
+  readonly color: string | undefined;
+  /** Undefined: no access log (the default). */
+  readonly accessLog: AccessLogConfig | undefined;
 }
+
+export interface AccessLogConfig {
+  /** Keep the query string in the logged path. */
+  readonly includeQuery: boolean;
+  /** Characters of lines held while stdout is slow; beyond it lines are dropped and counted. */
+  readonly bufferBytes: number;
+}
+
+/** 1 MiB: ~3,000 lines, a few seconds of a busy pod's traffic while stdout is stalled. */
+export const ACCESS_LOG_BUFFER_BYTES = 1024 * 1024;
 
 /** flag name -> env name; the flag wins. */
 const FLAGS = {
@@ -65,6 +79,10 @@ const FLAGS = {
   "client-idle-seconds": ENV.clientIdleSeconds,
   "table-wait-seconds": ENV.tableWaitSeconds,
   probes: ENV.probes,
+  color: ENV.color,
+  "access-log": ENV.accessLog,
+  "access-log-query": ENV.accessLogQuery,
+  "access-log-buffer-bytes": ENV.accessLogBufferBytes,
 } as const;
 type Flag = keyof typeof FLAGS;
 
@@ -103,6 +121,30 @@ function seconds(name: string, text: string | undefined, dflt: number): Result<n
 function addr(name: string, text: string | undefined, dflt: string): Result<HostPort> {
   const hp = splitHostPort(text ?? dflt);
   return hp ? ok(hp) : err(`--${name}: ${JSON.stringify(text)} is not host:port`);
+}
+
+function bool(name: string, text: string | undefined, dflt: boolean): Result<boolean> {
+  if (text === undefined) return ok(dflt);
+  const t = text.toLowerCase();
+  if (t !== "true" && t !== "false") return err(`--${name}: use true or false`);
+  return ok(t === "true");
+}
+
+function parseAccessLog(
+  on: string | undefined,
+  query: string | undefined,
+  buffer: string | undefined,
+): Result<AccessLogConfig | undefined> {
+  const enabled = bool("access-log", on, false);
+  const includeQuery = bool("access-log-query", query, false);
+  if (!enabled.ok) return enabled;
+  if (!includeQuery.ok) return includeQuery;
+  const bufferBytes = buffer === undefined ? ACCESS_LOG_BUFFER_BYTES : Number(buffer);
+  // Below a few lines' worth every burst would drop; the cap keeps a typo from eating the pod.
+  if (!Number.isInteger(bufferBytes) || bufferBytes < 1024 || bufferBytes > 64 * 1024 * 1024)
+    return err(`--access-log-buffer-bytes: use a whole number from 1024 to 67108864`);
+  if (!enabled.value) return ok(undefined);
+  return ok({ includeQuery: includeQuery.value, bufferBytes });
 }
 
 /** Both or neither: a gRPC listener needs the app port it forwards to. */
@@ -170,6 +212,12 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
   if (!wait.ok) return wait;
   const probes = parseProbeMap(get("probes"));
   if (!probes.ok) return probes;
+  const accessLog = parseAccessLog(
+    get("access-log"),
+    get("access-log-query"),
+    get("access-log-buffer-bytes"),
+  );
+  if (!accessLog.ok) return accessLog;
   return ok(
     Object.freeze({
       listen: listen.value,
@@ -193,6 +241,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
       clientIdleSeconds: clientIdle.value,
       tableWaitSeconds: wait.value,
       probes: probes.value,
+      color: get("color"),
+      accessLog: accessLog.value,
     }),
   );
 }

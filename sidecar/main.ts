@@ -6,6 +6,8 @@
 import { readFileSync } from "node:fs";
 import { createLogger } from "../shared/log.ts";
 import { parseConfig, USAGE, type Config } from "./config.ts";
+import { createAccessLog } from "./access-log/access-log.ts";
+import { stdoutSink } from "./access-log/stdout-sink.ts";
 import { createAdminServer } from "./admin/server.ts";
 import { watchRoutesFile } from "./config/file-source.ts";
 import { subscribeRoutes } from "./config/stream-source.ts";
@@ -38,7 +40,20 @@ async function main(): Promise<void> {
   const cfg = parsed.value;
   const log = createLogger("verso-proxy", cfg.logLevel);
   const startedAt = Date.now();
-  const metrics = createMetrics(cfg.appName, cfg.version);
+  const metrics = createMetrics(cfg.appName, cfg.version, {
+    accessLog: cfg.accessLog !== undefined,
+  });
+  const accessLog = cfg.accessLog
+    ? createAccessLog({
+        app: cfg.appName,
+        version: cfg.version,
+        color: cfg.color,
+        includeQuery: cfg.accessLog.includeQuery,
+        capacity: cfg.accessLog.bufferBytes,
+        sink: stdoutSink(),
+        onDrop: (lines) => metrics.accessLogDropped(lines),
+      })
+    : undefined;
   let fileKey: Buffer | undefined;
   try {
     fileKey = readHopKey(cfg);
@@ -89,6 +104,7 @@ async function main(): Promise<void> {
       store,
       metrics,
       log,
+      accessLog,
     });
     admin = createAdminServer({
       listen: cfg.admin,
@@ -127,6 +143,7 @@ async function main(): Promise<void> {
       : null,
     appName: cfg.appName,
     version: cfg.version,
+    accessLog: cfg.accessLog !== undefined,
     runtime: `bun ${Bun.version}`,
     source: cfg.routes ? { file: cfg.routes } : { controller: cfg.controllerUrl },
   });
@@ -159,7 +176,8 @@ async function main(): Promise<void> {
           log.warn("drain deadline reached; exiting with requests in flight", { inFlight: left });
         else log.info("drained");
         void admin.stop(true);
-        process.exit(0);
+        // The last requests' lines, if stdout takes them within a second: exiting drops them.
+        void (accessLog?.drain(1000) ?? Promise.resolve(true)).then(() => process.exit(0));
       }
     }, 100);
   };

@@ -55,10 +55,20 @@ describe("parseConfig", () => {
     [["--proxy-cpu", "lots"]],
     [["--controller-url", "verso:443"]],
     [["--drain-delay", "5"]],
+    [["--proxy-access-log", "yes"]],
     [["--unknown-flag"]],
   ])("rejects %j with a message", (argv) => {
     const c = parseConfig(argv, {});
     expect(c.ok).toBe(false);
     expect(!c.ok && c.error.length).toBeGreaterThan(10);
+  });
+
+  it("--proxy-access-log: off by default, on by flag or env", () => {
+    const off = parseConfig([], {});
+    expect(off.ok && off.value.inject.proxyAccessLog).toBe(false);
+    const flag = parseConfig(["--proxy-access-log", "true"], {});
+    expect(flag.ok && flag.value.inject.proxyAccessLog).toBe(true);
+    const env = parseConfig([], { VERSO_WEBHOOK_PROXY_ACCESS_LOG: "true" });
+    expect(env.ok && env.value.inject.proxyAccessLog).toBe(true);
   });
 });

@@ -57,6 +57,7 @@ const OPTIONS = {
   "controller-ca": { type: "string" },
   namespace: { type: "string" },
   "proxy-log-level": { type: "string" },
+  "proxy-access-log": { type: "string" },
   "proxy-cpu": { type: "string" },
   "proxy-memory": { type: "string" },
   "proxy-cpu-limit": { type: "string" },
@@ -109,6 +110,10 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
   if (!isLogLevel(proxyLogLevel)) {
     return err(`--proxy-log-level ${proxyLogLevel}: use debug, info, warn or error`);
   }
+  const accessLogText = get("proxy-access-log") ?? String(DEFAULT_INJECT.proxyAccessLog);
+  if (accessLogText !== "true" && accessLogText !== "false") {
+    return err(`--proxy-access-log ${accessLogText}: use true or false`);
+  }
   const capture = get("capture") ?? DEFAULT_INJECT.capture;
   if (!isCaptureMode(capture)) return err(`--capture ${capture}: use iptables or port`);
   const nativeText = get("native-sidecar") ?? String(DEFAULT_INJECT.nativeSidecar);
@@ -155,6 +160,7 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
     controllerCaPem: undefined,
     namespace: get("namespace") ?? env.POD_NAMESPACE ?? DEFAULT_INJECT.namespace,
     proxyLogLevel,
+    proxyAccessLog: accessLogText === "true",
     resources: Object.freeze({
       requests: Object.freeze({
         cpu: quantities["proxy-cpu"]!,
@@ -201,6 +207,8 @@ export const USAGE = `npm run webhook -- [flags]   (each flag also reads env ${e
                                 (cert-manager's ca.crt in the serving Secret)
   --namespace NS                own namespace, never injected (default $POD_NAMESPACE or verso-system)
   --proxy-log-level LEVEL       proxies' default log level (default info)
+  --proxy-access-log BOOL       proxies write a JSON access log line per request on stdout
+                                (default false; a pod's verso.dev/access-log wins)
   --drain-delay DUR             after SIGTERM, answer /readyz 503 but keep serving for DUR, then
                                 stop accepting (default 5s; 0: stop at once)
   --proxy-cpu Q --proxy-memory Q --proxy-cpu-limit Q --proxy-memory-limit Q

@@ -272,4 +272,18 @@ describe("proxy metrics", () => {
     m.cutOff("v2", false);
     expect(m.render()).toContain(`${METRIC.cutoff}{app="shop",version="v2"} 0`);
   });
+
+  it("access log drops: a counter from 0 on proxies with the access log, absent otherwise", () => {
+    expect(createMetrics("shop", "v1").render()).not.toContain(METRIC.accessLogDropped);
+    const m = createMetrics("shop", "v1", { accessLog: true });
+    expect(value(parseExposition(m.render()).get(METRIC.accessLogDropped))).toBe(0);
+    m.accessLogDropped(1);
+    m.accessLogDropped(40);
+    const f = parseExposition(m.render()).get(METRIC.accessLogDropped);
+    expect(f?.type).toBe("counter");
+    expect(f?.samples).toEqual([
+      { name: METRIC.accessLogDropped, labels: { app: "shop" }, value: 41 },
+    ]);
+    promtoolCheck(m.render());
+  });
 });

@@ -65,11 +65,22 @@ export interface ProxyMetrics {
   setRevision(revision: number): void;
   /** The release `version` was cut off after consecutive failures (on), or the cut lifted. */
   cutOff(version: string, on: boolean): void;
+  /** Access log lines lost because stdout did not take them in time. */
+  accessLogDropped(lines: number): void;
   /** Every series as Prometheus text exposition 0.0.4 (serve with METRICS_CONTENT_TYPE). */
   render(): string;
 }
 
-export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
+export interface MetricsOptions {
+  /** The access log is on: its dropped-lines counter is exported (at 0 from the start). */
+  readonly accessLog?: boolean;
+}
+
+export function createMetrics(
+  app: string,
+  selfVersion: string,
+  opts: MetricsOptions = {},
+): ProxyMetrics {
   // The hot path only bumps a slot in a typed array: no label hashing, no allocation
   // (prom-client's per-call label hashing once cost ~10% of the proxy's CPU per request).
   // Slots: method x code class x source = 50, a fixed label set, formatted once here.
@@ -129,6 +140,7 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
   let cutNow = false;
   // -1 until the first routing table: the gauge is always present, unlike the counters.
   let revision = -1;
+  let accessLogDropped = 0;
 
   const renderRequests = (): string => {
     const samples: string[] = [];
@@ -175,6 +187,9 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
     setRevision: (r) => {
       revision = r;
     },
+    accessLogDropped: (lines) => {
+      accessLogDropped += lines;
+    },
     cutOff(version, on) {
       cutVersion = version;
       cutNow = on;
@@ -197,6 +212,18 @@ export function createMetrics(app: string, selfVersion: string): ProxyMetrics {
           "gauge",
           [`${METRIC.revision}{${appLabel}} ${formatValue(revision)}`],
         ),
+        // Only with the access log on (so proxies without one render as they always did),
+        // and then from 0, so rate() and alerts see it before the first drop.
+        ...(opts.accessLog
+          ? [
+              family(
+                METRIC.accessLogDropped,
+                "Access log lines dropped because stdout did not take them in time.",
+                "counter",
+                [`${METRIC.accessLogDropped}{${appLabel}} ${formatValue(accessLogDropped)}`],
+              ),
+            ]
+          : []),
       ]),
   };
 }

@@ -11,6 +11,7 @@
  */
 import type { Server, WebSocketHandler } from "bun";
 import type { Logger } from "../../shared/log.ts";
+import type { AccessLog } from "../access-log/access-log.ts";
 import type { TableStore } from "../config/store.ts";
 import {
   codeClass,
@@ -20,7 +21,13 @@ import {
 } from "../metrics/metrics.ts";
 import type { CompiledTable, Peer } from "../routing/compile.ts";
 import { CutOff } from "../routing/cutoff.ts";
-import { decide, viewOf, withoutHopKey, type Decision } from "../routing/decide.ts";
+import {
+  decide,
+  viewOf,
+  withoutHopKey,
+  type Decision,
+  type RouteReason,
+} from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import { malformed, stripHopByHop, toUpstream, VERSION_HEADER } from "./headers.ts";
 import { PeerPool } from "./peers.ts";
@@ -54,6 +61,8 @@ export interface ProxyOptions {
   log: Logger;
   /** Injected for tests; Math.random in production. */
   roll?: () => number;
+  /** Undefined: no access log, and nothing is built for one per request. */
+  accessLog?: AccessLog;
 }
 
 export interface Proxy {
@@ -82,6 +91,15 @@ interface Exchange {
   resetRetried: boolean;
   /** This pod's app refused it and it went to another pod of this version (once). */
   failedOver: boolean;
+  // For the access log (plain fields, so nothing is allocated for it when it is off):
+  /** Why it went where it went; `app-gone` once failed over. */
+  route: RouteReason;
+  /** The peer that answered (or failed to); undefined: this pod's app. */
+  peer: Peer | undefined;
+  /** The version wanted but without a peer that answered: served here instead. */
+  fallback: string | undefined;
+  /** Response body bytes relayed to the client. */
+  sent: number;
 }
 
 /**
@@ -111,9 +129,11 @@ function appGone(x: Exchange): Response {
   });
 }
 
+const errorText = (code: string): string => `verso proxy: ${code}\n`;
+
 function failure(x: Exchange | undefined, status: 502 | 504, code: string): Response {
   x?.restore();
-  return new Response(`verso proxy: ${code}\n`, {
+  return new Response(errorText(code), {
     status,
     headers: { "content-type": "text/plain", "x-verso-error": code },
   });
@@ -124,6 +144,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
   const roll = opts.roll ?? Math.random;
   const appOrigin = `http://${opts.app.host}:${opts.app.port}`;
   const pool = new PeerPool();
+  const access = opts.accessLog;
   // Bun's fetch: `timeout` is its socket idle timer (false: none), redirects are the client's
   // to follow, and a compressed body passes as it came (decompressing would keep the
   // Content-Encoding header over a plain body).
@@ -199,6 +220,8 @@ export function createProxy(opts: ProxyOptions): Proxy {
       if (finished) return;
       finished = true;
       if (local && counted !== undefined) countServed(x, counted);
+      // A client that went away is logged as nginx logs it: 499.
+      if (access !== undefined) logEnd(access, x, counted ?? 499, x.sent);
       x.restore();
       done();
     };
@@ -217,6 +240,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
     if (length !== null && Number(length) <= SMALL_BODY_BYTES) {
       return up.bytes().then(
         (body) => {
+          x.sent = body.length;
           finish(status);
           return new Response(body, { status, statusText, headers });
         },
@@ -237,7 +261,10 @@ export function createProxy(opts: ProxyOptions): Proxy {
             if (end) {
               c.close();
               finish(status);
-            } else c.enqueue(value);
+            } else {
+              x.sent += value.byteLength;
+              c.enqueue(value);
+            }
           } catch (error) {
             // Headers are out: the client sees a cut body; the app's failure where served.
             brokeOff(error, 502);
@@ -253,6 +280,30 @@ export function createProxy(opts: ProxyOptions): Proxy {
       { highWaterMark: 0 },
     );
     return new Response(body, { status, statusText, headers });
+  }
+
+  /** One access log line for `x`, which ended with `status` after `bytes` of body. */
+  function logEnd(log: AccessLog, x: Exchange, status: number, bytes: number): void {
+    const durationMs = performance.now() - x.t0;
+    log.record({
+      // The wall clock at arrival (performance.now() is monotonic, not the time of day).
+      startMs: Date.now() - durationMs,
+      durationMs,
+      route: x.route,
+      peer: x.peer,
+      fallback: x.fallback,
+      method: x.method,
+      target: x.target,
+      status,
+      bytes,
+      traceparent: x.req.headers.get("traceparent"),
+    });
+  }
+
+  /** `res`, the proxy's own answer ending `x` (body `errorText(code)`, or none), logged. */
+  function answered(x: Exchange, res: Response, code: string | undefined): Response {
+    if (access !== undefined) logEnd(access, x, res.status, code ? errorText(code).length : 0);
+    return res;
   }
 
   function countServed(x: Exchange, status: number): void {
@@ -286,7 +337,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
         return relay(x, up, true, noop);
       } catch (error) {
         const failed = afterFailure(x, error, "app");
-        if (!failed) return gone(x);
+        if (!failed) return answered(x, gone(x), undefined);
         const { kind, plan } = failed;
         if (plan.do === "again") {
           x.resetRetried = true;
@@ -295,7 +346,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
         if (kind === "app-connect") {
           // Nothing reached the app: it is exiting (its pod terminating, the proxy still
           // listening in its drain delay) or restarting. Its version may serve elsewhere.
-          if (x.forwardedIn) return appGone(x);
+          if (x.forwardedIn) return answered(x, appGone(x), APP_GONE);
           const peers = store.current?.peers.get(opts.version);
           if (!x.failedOver && peers !== undefined && peers.length > 0) {
             x.failedOver = true;
@@ -307,13 +358,14 @@ export function createProxy(opts: ProxyOptions): Proxy {
         // The app failed to answer: that is this version's error, counted where served.
         const status = plan.do === "fail" ? plan.status : 502;
         countServed(x, status);
-        return failure(x, status, kind);
+        return answered(x, failure(x, status, kind), kind);
       }
     }
   }
 
   async function forward(x: Exchange, d: Extract<Decision, { forward: string }>) {
     let tried: Set<string> | undefined;
+    x.route = d.reason;
     for (;;) {
       const now = Date.now();
       const peer: Peer | undefined = pool.pick(d.peers, now, tried);
@@ -334,14 +386,21 @@ export function createProxy(opts: ProxyOptions): Proxy {
           continue;
         }
         cut.record(peer.version, up.status >= 500);
+        x.peer = peer;
         return relay(x, up, false, () => pool.release(peer.addr));
       } catch (error) {
         pool.release(peer.addr);
         const failed = afterFailure(x, error, "peer");
-        if (!failed) return gone(x);
+        if (!failed) {
+          x.peer = peer;
+          return answered(x, gone(x), undefined);
+        }
         cut.record(peer.version, true);
         const { kind, plan } = failed;
-        if (plan.do === "fail") return failure(x, plan.status, kind);
+        if (plan.do === "fail") {
+          x.peer = peer;
+          return answered(x, failure(x, plan.status, kind), kind);
+        }
         if (plan.do === "again") x.resetRetried = true;
         else {
           if (plan.markDown) pool.markDown(peer.addr, Date.now());
@@ -350,6 +409,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       }
     }
     metrics.fellBack(d.forward);
+    x.fallback = d.forward;
     // A failed attempt left the token signed for that peer: it is not the app's to see. The
     // app's own keep-alive race gets its one grace retry whatever happened with the peers.
     x.headers.delete(HOP_HEADER);
@@ -396,6 +456,10 @@ export function createProxy(opts: ProxyOptions): Proxy {
       restore: () => srv.timeout(req, opts.clientIdleSeconds),
       resetRetried: false,
       failedOver: false,
+      route: d.reason,
+      peer: undefined,
+      fallback: "forward" in d ? undefined : d.fallback,
+      sent: 0,
     };
     if ("forward" in d) return forward(x, d);
     if (d.fallback !== undefined) metrics.fellBack(d.fallback);

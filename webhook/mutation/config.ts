@@ -24,6 +24,8 @@ export interface InjectConfig {
   /** The webhook's own namespace: never injected. */
   readonly namespace: string;
   readonly proxyLogLevel: LogLevel;
+  /** Proxies write an access log unless a pod says otherwise (verso.dev/access-log). */
+  readonly proxyAccessLog: boolean;
   readonly resources: ProxyResources;
 }
 
@@ -42,6 +44,7 @@ export const DEFAULT_INJECT: InjectConfig = Object.freeze({
   controllerCaPem: undefined,
   namespace: "verso-system",
   proxyLogLevel: "info",
+  proxyAccessLog: false,
   resources: DEFAULT_RESOURCES,
 });
 

@@ -56,6 +56,7 @@ export interface Plan {
   capture: CaptureMode;
   nativeSidecar: boolean;
   logLevel: LogLevel;
+  accessLog: boolean;
   resources: ProxyResources;
   probeRewrites: ProbeRewrite[];
   probes: ProbeMap;
@@ -147,6 +148,7 @@ export function decide(pod: Pod, namespace: string, config: InjectConfig): Decis
       capture: t.capture,
       nativeSidecar: t.nativeSidecar,
       logLevel: t.logLevel,
+      accessLog: t.accessLog,
       resources: t.resources,
       probeRewrites: probes.rewrites,
       probes: probes.map,

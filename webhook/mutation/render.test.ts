@@ -109,6 +109,31 @@ describe("applyPlan", () => {
     });
   });
 
+  it("turns the access log on with verso.dev/access-log, passing the pod's colour along", () => {
+    const proxyEnvOf = (p: Pod, config = DEFAULT_INJECT) => {
+      const d = decide(p, "demo", config);
+      if (!d.inject) throw new Error("expected injection");
+      return envOf(proxyOf(applyPlan(p, d.plan, config)));
+    };
+    const annotated = (annotations: Record<string, string>): Pod => ({
+      ...pod(),
+      metadata: { labels: { app: "shop" }, annotations },
+    });
+    const plain = proxyEnvOf(pod());
+    expect(plain).not.toHaveProperty(ENV.accessLog);
+    expect(plain).not.toHaveProperty(ENV.color);
+    // A colour alone changes nothing in the proxy's env: only the access log reads it.
+    expect(proxyEnvOf(annotated({ "verso.dev/color": "blue" }))).not.toHaveProperty(ENV.color);
+    const on = proxyEnvOf(annotated({ "verso.dev/access-log": "true", "verso.dev/color": "blue" }));
+    expect(on).toMatchObject({ [ENV.accessLog]: "true", [ENV.color]: "blue" });
+    // Cluster-wide by flag, and a pod's "false" wins over it.
+    const everywhere = { ...DEFAULT_INJECT, proxyAccessLog: true };
+    expect(proxyEnvOf(pod(), everywhere)[ENV.accessLog]).toBe("true");
+    expect(
+      proxyEnvOf(annotated({ "verso.dev/access-log": "false" }), everywhere),
+    ).not.toHaveProperty(ENV.accessLog);
+  });
+
   it("does not modify its input", () => {
     const p = pod();
     const d = decide(p, "demo", DEFAULT_INJECT);

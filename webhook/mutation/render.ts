@@ -72,6 +72,13 @@ function proxyEnv(plan: Plan, config: InjectConfig): JsonObject[] {
   if (Object.keys(plan.probes).length > 0) {
     env.push({ name: ENV.probes, value: JSON.stringify(plan.probes) });
   }
+  // Only the access log reads the colour; pods without the log keep the env they always had.
+  if (plan.accessLog) {
+    env.push({ name: ENV.accessLog, value: "true" });
+    if (plan.identity.color !== undefined) {
+      env.push({ name: ENV.color, value: plan.identity.color });
+    }
+  }
   for (const [name, value] of Object.entries(PROXY_RUNTIME_ENV)) env.push({ name, value });
   return env;
 }

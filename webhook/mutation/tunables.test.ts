@@ -25,6 +25,7 @@ describe("parseTunables", () => {
         capture: "iptables",
         nativeSidecar: true,
         logLevel: "info",
+        accessLog: false,
         resources: DEFAULT_INJECT.resources,
         ports: undefined,
         excludePorts: new Set(),
@@ -37,6 +38,7 @@ describe("parseTunables", () => {
     ["verso.dev/capture", "port", { capture: "port" }],
     ["verso.dev/native-sidecar", "FALSE", { nativeSidecar: false }],
     ["verso.dev/log-level", "debug", { logLevel: "debug" }],
+    ["verso.dev/access-log", "True", { accessLog: true }],
     ["verso.dev/ports", "9000,9001", { ports: [9000, 9001] }],
     ["verso.dev/exclude-ports", "9090", { excludePorts: new Set([9090]) }],
     [
@@ -78,6 +80,7 @@ describe("parseTunables", () => {
     ["verso.dev/capture", "tproxy"],
     ["verso.dev/native-sidecar", "yes"],
     ["verso.dev/log-level", "trace"],
+    ["verso.dev/access-log", "on"],
     ["verso.dev/ports", "8080,http"],
     ["verso.dev/exclude-ports", "-1"],
     ["verso.dev/proxy-cpu", "fast"],
@@ -88,5 +91,16 @@ describe("parseTunables", () => {
     const t = parseTunables({ [key]: value }, DEFAULT_INJECT);
     expect(t.ok).toBe(false);
     expect(!t.ok && t.error[0]?.startsWith(`${key}=`)).toBe(true);
+  });
+
+  it("the access log follows --proxy-access-log unless the pod says otherwise", () => {
+    const on = { ...DEFAULT_INJECT, proxyAccessLog: true };
+    const accessLog = (ann: Record<string, string>) => {
+      const t = parseTunables(ann, on);
+      return t.ok && t.value.accessLog;
+    };
+    expect(accessLog({})).toBe(true);
+    expect(accessLog({ "verso.dev/access-log": "false" })).toBe(false);
+    expect(accessLog({ "verso.dev/access-log": " true " })).toBe(true);
   });
 });

@@ -19,6 +19,8 @@ export interface Tunables {
   capture: CaptureMode;
   nativeSidecar: boolean;
   logLevel: LogLevel;
+  /** verso.dev/access-log, else the webhook's --proxy-access-log. */
+  accessLog: boolean;
   resources: ProxyResources;
   /** verso.dev/ports, when set: the app ports in order (first = routed). */
   ports: number[] | undefined;
@@ -82,6 +84,14 @@ export function parseTunables(
     else bad(ANNOTATION.logLevel, "use debug, info, warn or error");
   }
 
+  let accessLog = config.proxyAccessLog;
+  const accessLogRaw = annotations[ANNOTATION.accessLog];
+  if (accessLogRaw !== undefined) {
+    const b = parseBool(accessLogRaw);
+    if (b === undefined) bad(ANNOTATION.accessLog, 'use "true" or "false"');
+    else accessLog = b;
+  }
+
   const quantity = (key: string, fallback: string): string => {
     const raw = annotations[key];
     if (raw === undefined) return fallback;
@@ -126,5 +136,14 @@ export function parseTunables(
   }
 
   if (problems.length > 0) return err(problems);
-  return ok({ capture, nativeSidecar, logLevel, resources, ports, excludePorts, protocols });
+  return ok({
+    capture,
+    nativeSidecar,
+    logLevel,
+    accessLog,
+    resources,
+    ports,
+    excludePorts,
+    protocols,
+  });
 }
