@@ -16,13 +16,10 @@ CACHE_ROOT="${VERSO_CACHE:-$HOME/.cache/verso}/helm/${HELM_VERSION}"
 BIN="${CACHE_ROOT}/bin"
 SRC="${CACHE_ROOT}/src"
 TIMES="${CACHE_ROOT}/build-times.txt"
-GO_P="${VERSO_GO_P:-2}"
-
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-export GOFLAGS="-buildvcs=false"
-
-log() { printf '[build-helm %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+LOG_NAME=build-helm
+# shellcheck source=lib/go-build.sh
+source "$(dirname "$0")/lib/go-build.sh"
+go_env
 
 # The module path carries the major version (helm.sh/helm/v3, helm.sh/helm/v4).
 major="${HELM_VERSION#v}"
@@ -36,13 +33,7 @@ MODULE="helm.sh/helm/v${major}"
 mkdir -p "$BIN" "$SRC"
 
 # One build at a time per version (parallel test files may all ask on a cold cache).
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"${CACHE_ROOT}/.lock"
-  if ! flock -n 9; then
-    log "another build holds ${CACHE_ROOT}/.lock; waiting for it"
-    flock 9
-  fi
-fi
+lock_cache "$CACHE_ROOT"
 
 if [[ -x "$BIN/helm" ]]; then
   log "helm: cached at $BIN/helm"
@@ -94,20 +85,7 @@ helm_ldflags() {
 }
 
 prepare_module
-start=$(date +%s)
-log "building helm ${HELM_VERSION} from ${MODULE}/cmd/helm (a few minutes on 2 cores when cold)"
-(
-  cd "$SRC/helm"
-  # Print a heartbeat so long compiles are visibly alive.
-  while sleep 30; do log "  ... still building helm ($(($(date +%s) - start))s)"; done 9>&- & # closed fd 9: an orphaned sleep must not hold the build lock
-  hb=$!
-  trap 'kill $hb 2>/dev/null || true' EXIT
-  go build -mod=mod -p "$GO_P" -trimpath -ldflags "$(helm_ldflags)" -o "$BIN/helm.tmp" "${MODULE}/cmd/helm"
-)
-mv "$BIN/helm.tmp" "$BIN/helm"
-end=$(date +%s)
-log "built helm in $((end - start))s"
-echo "helm $((end - start))s $(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$TIMES"
+go_build helm "$SRC/helm" "${MODULE}/cmd/helm" "$(helm_ldflags)" "$BIN/helm" "$TIMES"
 
 "$BIN/helm" version --short >&2
 echo "$BIN/helm"

@@ -20,24 +20,15 @@ CACHE_ROOT="${VERSO_CACHE:-$HOME/.cache/verso}/kube/${KUBE_VERSION}"
 BIN="${CACHE_ROOT}/bin"
 SRC="${CACHE_ROOT}/src"
 TIMES="${CACHE_ROOT}/build-times.txt"
-GO_P="${VERSO_GO_P:-2}"
-
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-export GOFLAGS="-buildvcs=false"
-
-log() { printf '[build-kube %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+LOG_NAME=build-kube
+# shellcheck source=lib/go-build.sh
+source "$(dirname "$0")/lib/go-build.sh"
+go_env
 
 mkdir -p "$BIN" "$SRC"
 
 # One build at a time per version (a test run and `make demo` may both ask).
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"${CACHE_ROOT}/.lock"
-  if ! flock -n 9; then
-    log "another build holds ${CACHE_ROOT}/.lock; waiting for it"
-    flock 9
-  fi
-fi
+lock_cache "$CACHE_ROOT"
 
 # usable NAME PATH: etcd older than 3.5 (e.g. Debian's 3.4) cannot serve kube-apiserver 1.36.
 usable() {
@@ -141,24 +132,7 @@ kube_ldflags() {
 }
 
 # build NAME MODULE_DIR PACKAGE LDFLAGS
-build() {
-  local name="$1" dir="$2" pkg="$3" ldflags="$4"
-  local start end
-  start=$(date +%s)
-  log "building $name from $pkg (this takes several minutes on 2 cores)"
-  (
-    cd "$dir"
-    # Print a heartbeat so long compiles are visibly alive.
-    while sleep 30; do log "  ... still building $name ($(($(date +%s) - start))s)"; done 9>&- &  # closed fd 9: an orphaned sleep must not hold the build lock
-    hb=$!
-    trap 'kill $hb 2>/dev/null || true' EXIT
-    go build -mod=mod -p "$GO_P" -trimpath -ldflags "$ldflags" -o "$BIN/$name.tmp" "$pkg"
-  )
-  mv "$BIN/$name.tmp" "$BIN/$name"
-  end=$(date +%s)
-  log "built $name in $((end - start))s"
-  echo "$name $((end - start))s $(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$TIMES"
-}
+build() { go_build "$1" "$2" "$3" "$4" "$BIN/$1" "$TIMES"; }
 
 ensure() {
   local name="$1"

@@ -2,9 +2,8 @@
  * Locates the control plane's and the node's binaries, building them with
  * scripts/build-kube.sh (cached by version under $VERSO_CACHE) when they are not at hand.
  */
-import { spawn } from "node:child_process";
-import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
+import { executable, runBuildScript } from "./buildScript.ts";
 import { BUILD_SCRIPT, cacheRoot } from "./paths.ts";
 
 export const KUBE_VERSION = process.env.VERSO_KUBE_VERSION ?? "v1.36.3";
@@ -31,15 +30,6 @@ const NAMES = [
   "kube-proxy",
   "coredns",
 ] as const;
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function complete(dir: string | undefined): dir is string {
   return dir !== undefined && dir !== "" && NAMES.every((n) => executable(join(dir, n)));
@@ -86,25 +76,12 @@ export async function ensureBinaries(
   if (found) return found;
   log(`[harness] kube binaries not cached; running ${BUILD_SCRIPT} (first build is slow)`);
   const started = Date.now();
-  const dir = await new Promise<string>((resolve, reject) => {
-    const child = spawn("bash", [BUILD_SCRIPT], {
-      env: { ...process.env, VERSO_KUBE_VERSION: KUBE_VERSION },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => {
-      for (const line of chunk.toString().split("\n")) {
-        if (line.length > 0 && !line.startsWith("go: downloading")) log(line);
-      }
-    });
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      const last = stdout.trim().split("\n").pop() ?? "";
-      if (code === 0 && complete(last)) resolve(last);
-      else reject(new Error(`${BUILD_SCRIPT} failed (exit ${code}); see its output above`));
-    });
-  });
+  const dir = await runBuildScript(
+    BUILD_SCRIPT,
+    { VERSO_KUBE_VERSION: KUBE_VERSION },
+    log,
+    (last) => complete(last),
+  );
   log(`[harness] kube binaries ready in ${((Date.now() - started) / 1000).toFixed(0)}s: ${dir}`);
   return inDir(dir);
 }

@@ -4,8 +4,8 @@
  * Kubernetes binaries: the first build takes minutes on 2 cores, later calls are instant.
  */
 import { spawn } from "node:child_process";
-import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
+import { executable, runBuildScript } from "./buildScript.ts";
 import { cacheRoot, REPO_ROOT } from "./paths.ts";
 
 export const HELM_VERSION = process.env.VERSO_HELM_VERSION ?? "v4.3.1";
@@ -15,15 +15,6 @@ export interface HelmResult {
   code: number;
   stdout: string;
   stderr: string;
-}
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The cached binary for HELM_VERSION, or undefined when a build is needed. */
@@ -40,25 +31,12 @@ export async function ensureHelm(
   if (found) return found;
   log(`[harness] helm ${HELM_VERSION} not cached; running ${BUILD_HELM} (first build is slow)`);
   const started = Date.now();
-  const path = await new Promise<string>((resolve, reject) => {
-    const child = spawn("bash", [BUILD_HELM], {
-      env: { ...process.env, VERSO_HELM_VERSION: HELM_VERSION },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => {
-      for (const line of chunk.toString().split("\n")) {
-        if (line.length > 0 && !line.startsWith("go: downloading")) log(line);
-      }
-    });
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      const last = stdout.trim().split("\n").pop() ?? "";
-      if (code === 0 && executable(last)) resolve(last);
-      else reject(new Error(`${BUILD_HELM} failed (exit ${code}); see its output above`));
-    });
-  });
+  const path = await runBuildScript(
+    BUILD_HELM,
+    { VERSO_HELM_VERSION: HELM_VERSION },
+    log,
+    executable,
+  );
   log(`[harness] helm ready in ${((Date.now() - started) / 1000).toFixed(0)}s: ${path}`);
   return path;
 }
