@@ -15,6 +15,9 @@
  * `namespace` label the controller's PromQL selects on comes from (kubernetes_sd's
  * relabelling of __meta_kubernetes_namespace does the same in a cluster). Target labels must
  * not reuse a label the proxy exports (app, version): Prometheus would rename the proxy's.
+ *
+ * launchPrometheus() is the server itself, for any config: prometheusShipped.ts runs the
+ * jobs deploy/observability/ ships on it, node/prometheus.ts puts that beside the real node.
  */
 import {
   accessSync,
@@ -63,60 +66,77 @@ export interface ActiveTarget {
   lastScrape: string;
 }
 
-export interface Prometheus {
+/** One line of the query log: what was asked, by whom, evaluated at which instant. */
+export interface LoggedQuery {
+  query: string;
+  /** The evaluation time (epoch ms): re-asking the query at it reads the same samples. */
+  at: number;
+  clientIp: string;
+  path: string;
+}
+
+/** A running server and what every test reads from it, whatever its scrape config. */
+export interface PrometheusServer {
   readonly url: string;
   readonly process: ManagedProcess;
-  /** Rewrites the file_sd targets file (atomically: discovery must never read half a file). */
-  setTargets(groups: TargetGroup[]): void;
-  /** An instant query (`/api/v1/query`), as a vector; a scalar answer comes back as one sample. */
-  query(promql: string): Promise<Sample[]>;
-  /** `/api/v1/targets`, active targets only. */
-  targets(): Promise<ActiveTarget[]>;
-  /** Stops the server and removes its data directory. */
+  /**
+   * An instant query (`/api/v1/query`, at `atMs` or now), as a vector; a scalar answer comes
+   * back as one sample, NaN values included as Prometheus returns them.
+   */
+  query(promql: string, atMs?: number): Promise<Sample[]>;
+  /** GET of an API path (`/api/v1/...`), its `data`; throws unless status is success. */
+  api<T>(path: string): Promise<T>;
+  /** Every query the server evaluated so far, from its query log, oldest first. */
+  queryLog(): LoggedQuery[];
+  /** Stops the server and removes its directory (config, targets, data, logs). */
   stop(): Promise<void>;
 }
 
-async function api<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-  const body = (await res.json()) as { status: string; data: T; error?: string };
-  if (body.status !== "success") throw new Error(`${url}: ${body.error ?? res.status}`);
-  return body.data;
+export interface Prometheus extends PrometheusServer {
+  /** Rewrites the file_sd targets file (atomically: discovery must never read half a file). */
+  setTargets(groups: TargetGroup[]): void;
+  /** `/api/v1/targets`, active targets only. */
+  targets(): Promise<ActiveTarget[]>;
 }
 
-export async function startPrometheus(opts: {
-  targets: TargetGroup[];
-  scrapeIntervalSeconds?: number;
-}): Promise<Prometheus> {
+/** Writes `file` whole or not at all: file discovery must never read half of it. */
+export function writeAtomically(file: string, text: string): void {
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+}
+
+/**
+ * Starts the server on `config` (written into `dir`, which it owns from now on and removes on
+ * stop), listening on `host` (127.0.0.1 unless pods must reach it) at a free port. The config
+ * gets `global.query_log_file`: Prometheus 2.16+ logs every query with its evaluation time and
+ * client there (Debian bookworm's 2.42 has no --query.log-file flag, the config field it has).
+ */
+export async function launchPrometheus(opts: {
+  dir: string;
+  config: Record<string, unknown>;
+  host?: string;
+}): Promise<PrometheusServer> {
   const binary = prometheusBinary();
   if (!binary) throw new Error("prometheus is not installed (apt-get install prometheus)");
-  const dir = mkdtempSync(join(tmpdir(), "verso-prometheus-"));
-  const targetsFile = join(dir, "targets.json");
-  const setTargets = (groups: TargetGroup[]): void => {
-    writeFileSync(`${targetsFile}.tmp`, JSON.stringify(groups));
-    renameSync(`${targetsFile}.tmp`, targetsFile);
-  };
-  setTargets(opts.targets);
-  const interval = `${opts.scrapeIntervalSeconds ?? 1}s`;
+  const { dir } = opts;
+  const queryLogFile = join(dir, "queries.log");
+  const global = (opts.config.global ?? {}) as Record<string, unknown>;
+  const configFile = join(dir, "prometheus.yml");
   // YAML is a superset of JSON: no YAML writer needed.
-  const config = {
-    global: { scrape_interval: interval, scrape_timeout: interval },
-    scrape_configs: [
-      {
-        job_name: "verso",
-        file_sd_configs: [{ files: [targetsFile], refresh_interval: "1s" }],
-      },
-    ],
-  };
-  writeFileSync(join(dir, "prometheus.yml"), JSON.stringify(config, null, 2));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  writeFileSync(
+    configFile,
+    JSON.stringify({ ...opts.config, global: { ...global, query_log_file: queryLogFile } }),
+  );
+  const host = opts.host ?? "127.0.0.1";
+  const port = await freePort(host);
+  const url = `http://${host}:${port}`;
   const proc = startProcess({
     name: "prometheus",
     command: binary,
     args: [
-      `--config.file=${join(dir, "prometheus.yml")}`,
+      `--config.file=${configFile}`,
       `--storage.tsdb.path=${join(dir, "data")}`,
-      `--web.listen-address=127.0.0.1:${port}`,
+      `--web.listen-address=${host}:${port}`,
       "--log.level=warn",
     ],
     cwd: dir,
@@ -134,20 +154,27 @@ export async function startPrometheus(opts: {
         const res = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1_000) });
         return res.ok ? true : undefined;
       },
-      20_000,
+      30_000,
     );
   } catch (error) {
     await stop();
     throw error;
   }
+  const api = async <T>(path: string): Promise<T> => {
+    const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) });
+    const body = (await res.json()) as { status: string; data: T; error?: string };
+    if (body.status !== "success") throw new Error(`${path}: ${body.error ?? res.status}`);
+    return body.data;
+  };
   return {
     url,
     process: proc,
-    setTargets,
+    api,
     stop,
-    async query(promql) {
+    async query(promql, atMs) {
+      const at = atMs === undefined ? "" : `&time=${atMs / 1000}`;
       const data = await api<{ resultType: string; result: unknown }>(
-        `${url}/api/v1/query?query=${encodeURIComponent(promql)}`,
+        `/api/v1/query?query=${encodeURIComponent(promql)}${at}`,
       );
       if (data.resultType === "scalar") {
         return [{ metric: {}, value: Number((data.result as [number, string])[1]) }];
@@ -156,9 +183,69 @@ export async function startPrometheus(opts: {
         (r) => ({ metric: r.metric, value: Number(r.value[1]) }),
       );
     },
+    queryLog: () => readQueryLog(queryLogFile),
+  };
+}
+
+interface QueryLogLine {
+  httpRequest?: { clientIP?: string; path?: string };
+  params?: { query?: string; end?: string };
+}
+
+/** The query log's JSON lines; the last may be half written: it is skipped until whole. */
+function readQueryLog(file: string): LoggedQuery[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return []; // nothing asked yet: the file is created on the first query
+  }
+  const out: LoggedQuery[] = [];
+  for (const line of text.split("\n")) {
+    let entry: QueryLogLine;
+    try {
+      entry = JSON.parse(line) as QueryLogLine;
+    } catch {
+      continue;
+    }
+    out.push({
+      query: entry.params?.query ?? "",
+      at: Date.parse(entry.params?.end ?? ""),
+      clientIp: entry.httpRequest?.clientIP ?? "",
+      path: entry.httpRequest?.path ?? "",
+    });
+  }
+  return out;
+}
+
+/** A server scraping `targets` (one job `verso`, file discovery), as the header describes. */
+export async function startPrometheus(opts: {
+  targets: TargetGroup[];
+  scrapeIntervalSeconds?: number;
+}): Promise<Prometheus> {
+  const dir = mkdtempSync(join(tmpdir(), "verso-prometheus-"));
+  const targetsFile = join(dir, "targets.json");
+  const setTargets = (groups: TargetGroup[]): void =>
+    writeAtomically(targetsFile, JSON.stringify(groups));
+  setTargets(opts.targets);
+  const interval = `${opts.scrapeIntervalSeconds ?? 1}s`;
+  const server = await launchPrometheus({
+    dir,
+    config: {
+      global: { scrape_interval: interval, scrape_timeout: interval },
+      scrape_configs: [
+        {
+          job_name: "verso",
+          file_sd_configs: [{ files: [targetsFile], refresh_interval: "1s" }],
+        },
+      ],
+    },
+  });
+  return {
+    ...server,
+    setTargets,
     async targets() {
-      const data = await api<{ activeTargets: ActiveTarget[] }>(`${url}/api/v1/targets`);
-      return data.activeTargets;
+      return (await server.api<{ activeTargets: ActiveTarget[] }>("/api/v1/targets")).activeTargets;
     },
   };
 }

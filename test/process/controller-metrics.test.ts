@@ -1,7 +1,8 @@
 /**
  * The built-in metrics source against real proxy metrics: the sidecar's own exporter
- * served over HTTP on 127.0.0.x, scraped and differenced by the controller; and the
- * Prometheus source's HTTP and PromQL against a small stand-in of Prometheus' query API.
+ * served over HTTP on 127.0.0.x, scraped and differenced by the controller. (The Prometheus
+ * source is tested against a real Prometheus server: prometheus-scrape.test.ts here, and
+ * test/cluster/node-prometheus.test.ts on the real node.)
  */
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,7 +13,6 @@ import {
   type ProxyMetrics,
 } from "../../sidecar/metrics/metrics.ts";
 import { createBuiltinSource } from "../../webhook/controller/io/metrics/builtin.ts";
-import { createPrometheusSource } from "../../webhook/controller/io/metrics/prometheus.ts";
 import type { Target } from "../../webhook/controller/io/metrics/source.ts";
 
 function serve(metrics: ProxyMetrics, host: string): Promise<Server> {
@@ -71,61 +71,5 @@ describe("built-in metrics source", () => {
       release: { requests: 0, errors: 0 },
       stable: { requests: 0, errors: 0 },
     });
-  });
-});
-
-describe("prometheus metrics source", () => {
-  // A stand-in for Prometheus' HTTP API (GET /api/v1/query): it answers by the query text, so
-  // the test checks the URL, the PromQL and the answer decoding of the production code.
-  const seen: string[] = [];
-  let server: Server;
-  let base: string;
-  beforeAll(async () => {
-    server = createServer((req, res) => {
-      const query = new URL(req.url ?? "/", "http://x").searchParams.get("query") ?? "";
-      seen.push(query);
-      const release = query.includes('version="v2"');
-      const value = query.startsWith("histogram_quantile")
-        ? release
-          ? "0.25"
-          : "NaN"
-        : query.includes('code_class="5xx"')
-          ? release
-            ? "3"
-            : "0"
-          : release
-            ? "30.4"
-            : "0";
-      const body =
-        value === "NaN" && !release
-          ? { status: "success", data: { resultType: "vector", result: [] } }
-          : {
-              status: "success",
-              data: { resultType: "vector", result: [{ metric: {}, value: [1, value] }] },
-            };
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const a = server.address();
-    base = `http://127.0.0.1:${typeof a === "object" && a ? a.port : 0}`;
-  });
-  afterAll(async () => {
-    await new Promise((r) => server.close(r));
-  });
-
-  it("asks for both sides over the interval and reads the answers", async () => {
-    const m = await createPrometheusSource(base).measure({
-      namespace: "shop",
-      app: "shop",
-      releaseVersion: "v2",
-      admins: [],
-      intervalMs: 30_000,
-    });
-    expect(m).toEqual({
-      release: { requests: 30, errors: 3, p99Ms: 250 },
-      stable: { requests: 0, errors: 0 },
-    });
-    expect(seen).toHaveLength(6);
-    expect(seen.every((q) => q.includes("[30s]"))).toBe(true);
   });
 });

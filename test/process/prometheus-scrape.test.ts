@@ -2,7 +2,8 @@
  * The proxy's exposition as a real Prometheus reads it: two proxies' metrics (v1 and v2 of
  * one app) served over HTTP, discovered through file_sd, scraped every second. Checks the
  * scrape itself (content type, parse, no errors), the values as PromQL sees them, label
- * escaping end to end, and the controller's own Prometheus queries over those series.
+ * escaping end to end, and the controller's own Prometheus queries over those series (what
+ * it asks, from Prometheus' query log, and how it reads the answers, empty ones included).
  */
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -146,6 +147,38 @@ describe.skipIf(!installed)("a real Prometheus scraping the proxy's metrics", ()
     expect(m?.stable.errors).toBeGreaterThan(0);
     expect(m?.release.p99Ms).toBeCloseTo(199.5, 6);
     expect(m?.stable.p99Ms).toBeCloseTo(24.85, 6);
+  });
+
+  it("the controller's Prometheus source asks six queries over the interval and reads empty answers as nothing served", async () => {
+    // A release no proxy has served (v3): empty vectors, read as 0 requests and no p99; the
+    // other side is everything. increase() extrapolates: counts come back rounded.
+    const before = prom!.queryLog().length;
+    const m = await createPrometheusSource(prom!.url).measure({
+      namespace: "shop",
+      app: "shop",
+      releaseVersion: "v3",
+      admins: [],
+      intervalMs: 30_000,
+    });
+    expect(m?.release).toEqual({ requests: 0, errors: 0 });
+    expect(Number.isInteger(m?.stable.requests)).toBe(true);
+    expect(Number.isInteger(m?.stable.errors)).toBe(true);
+    expect(m?.stable.p99Ms).toBeGreaterThan(0);
+    // What it asked, from Prometheus' query log: both sides, the interval as the window.
+    const asked = prom!
+      .queryLog()
+      .slice(before)
+      .map((q) => q.query);
+    const sel = (op: string): string => `namespace="shop",app="shop",version${op}"v3"`;
+    expect(asked.sort()).toEqual(
+      ["=", "!="]
+        .flatMap((op) => [
+          `sum(increase(${METRIC.requests}{${sel(op)}}[30s]))`,
+          `sum(increase(${METRIC.requests}{${sel(op)},code_class="5xx"}[30s]))`,
+          `histogram_quantile(0.99, sum by (le) (rate(${METRIC.duration}_bucket{${sel(op)}}[30s])))`,
+        ])
+        .sort(),
+    );
   });
 });
 
