@@ -31,7 +31,7 @@
  * |            |                                       | replicas = the release's when it was scaled to 0   |
  */
 import { ANNOTATION } from "../shared/annotations.ts";
-import { err, ok, VersoError, type Result } from "../shared/errors.ts";
+import { err, ok, VersoError, type Result, type VersoErrorCode } from "../shared/errors.ts";
 import { parsePolicy } from "../shared/policy.ts";
 import { formatStatus, type ReleaseStatus } from "../webhook/controller/decide/status.ts";
 import type { App, AppDeployment, ReleaseState } from "./model.ts";
@@ -68,7 +68,7 @@ export interface ActionInput {
   now: number;
 }
 
-const refuse = (code: string, message: string): Result<Plan, VersoError> =>
+const refuse = (code: VersoErrorCode, message: string): Result<Plan, VersoError> =>
   err(new VersoError(code, message));
 const nothing = (summary: string): Result<Plan, VersoError> => ok({ writes: [], summary });
 

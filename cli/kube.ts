@@ -15,7 +15,7 @@ import {
   type V1Deployment,
   type V1Pod,
 } from "@kubernetes/client-node";
-import { VersoError } from "../shared/errors.ts";
+import { VersoError, type VersoErrorCode } from "../shared/errors.ts";
 
 export interface ConnectOptions {
   kubeconfig?: string | undefined;
@@ -51,7 +51,7 @@ export interface Kube {
   podMetrics(namespace: string, pod: string, port: number): Promise<string>;
 }
 
-const ERROR_CODES: Record<number, string> = {
+const ERROR_CODES: Record<number, VersoErrorCode> = {
   401: "CLI_UNAUTHORIZED",
   403: "CLI_FORBIDDEN",
   404: "CLI_NOT_FOUND",

@@ -54,13 +54,53 @@ describe("parseConfig", () => {
     [["--log-level", "loud"]],
     [["--proxy-cpu", "lots"]],
     [["--controller-url", "verso:443"]],
-    [["--drain-delay", "5"]],
+    [["--drain-delay", "-5"]],
+    [["--tls-poll-interval", "50ms"]],
+    [["--tls-poll-interval-ms", "10s"]],
+    [["--tls-poll-interval", "1s", "--tls-poll-interval-ms", "1000"]],
+    [["--scale-down-delay", "1d"]],
     [["--proxy-access-log", "yes"]],
     [["--unknown-flag"]],
   ])("rejects %j with a message", (argv) => {
     const c = parseConfig(argv, {});
     expect(c.ok).toBe(false);
     expect(!c.ok && c.error.length).toBeGreaterThan(10);
+  });
+
+  it("every duration flag takes DUR; no deprecations with the current spellings", () => {
+    const c = parseConfig(
+      ["--drain-delay", "2s", "--tls-poll-interval", "500ms", "--scale-down-delay", "10m"],
+      {},
+    );
+    expect(c.ok).toBe(true);
+    if (!c.ok) return;
+    expect(c.value.drainDelayMs).toBe(2_000);
+    expect(c.value.tlsPollMs).toBe(500);
+    expect(c.value.controllerOptions.scaleDownDelayMs).toBe(600_000);
+    expect(c.value.deprecations).toEqual([]);
+  });
+
+  it("old spellings still work, each with one deprecation naming the new spelling", () => {
+    const c = parseConfig(
+      ["--drain-delay", "5", "--tls-poll-interval-ms", "200", "--scale-down-delay", "60"],
+      {},
+    );
+    expect(c.ok).toBe(true);
+    if (!c.ok) return;
+    expect(c.value.drainDelayMs).toBe(5_000);
+    expect(c.value.tlsPollMs).toBe(200);
+    expect(c.value.controllerOptions.scaleDownDelayMs).toBe(60_000);
+    expect(c.value.deprecations).toEqual([
+      "--tls-poll-interval-ms is deprecated, write --tls-poll-interval 200ms",
+      "--drain-delay 5: a bare number of seconds is deprecated, write --drain-delay 5s",
+      "--scale-down-delay 60: a bare number of seconds is deprecated, write --scale-down-delay 1m",
+    ]);
+  });
+
+  it("the old env name of a renamed flag works too", () => {
+    const c = parseConfig([], { VERSO_WEBHOOK_TLS_POLL_INTERVAL_MS: "1000" });
+    expect(c.ok && c.value.tlsPollMs).toBe(1_000);
+    expect(c.ok && c.value.deprecations).toHaveLength(1);
   });
 
   it("--proxy-access-log: off by default, on by flag or env", () => {

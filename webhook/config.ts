@@ -3,10 +3,10 @@
  * VERSO_WEBHOOK_PROXY_IMAGE), else the default. Parsed once in main, frozen, passed down.
  */
 import { parseArgs } from "node:util";
-import { parseDuration } from "../shared/duration.ts";
 import { err, ok, type Result } from "../shared/errors.ts";
 import { isLogLevel, type LogLevel } from "../shared/log.ts";
 import { splitHostPort } from "../shared/net.ts";
+import { parseFlagDuration, parseRenamedMsFlag, type FlagDuration } from "./flagDuration.ts";
 import { DEFAULT_INJECT, type InjectConfig, isCaptureMode, isQuantity } from "./mutation/config.ts";
 import {
   CONTROLLER_FLAGS,
@@ -38,6 +38,8 @@ export interface WebhookConfig {
   readonly inject: InjectConfig;
   /** The controller's own flags (webhook/controller/index.ts). */
   readonly controllerOptions: ControllerOptions;
+  /** Old flag spellings that were used, each with its new one: logged once at start. */
+  readonly deprecations: readonly string[];
 }
 
 export const DEFAULT_LISTEN = "127.0.0.1:9443";
@@ -62,6 +64,8 @@ const OPTIONS = {
   "proxy-memory": { type: "string" },
   "proxy-cpu-limit": { type: "string" },
   "proxy-memory-limit": { type: "string" },
+  "tls-poll-interval": { type: "string" },
+  /** Deprecated: --tls-poll-interval (a duration). */
   "tls-poll-interval-ms": { type: "string" },
   "drain-delay": { type: "string" },
   ...CONTROLLER_FLAGS,
@@ -142,15 +146,30 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
     quantities[flag] = q;
   }
 
-  const pollText = get("tls-poll-interval-ms") ?? "10000";
-  const tlsPollMs = Number(pollText);
-  if (!Number.isInteger(tlsPollMs) || tlsPollMs < 100) {
-    return err(`--tls-poll-interval-ms ${pollText}: use an integer of at least 100`);
+  const deprecations: string[] = [];
+  const duration = (parsed: Result<FlagDuration>): Result<number> => {
+    if (!parsed.ok) return parsed;
+    if (parsed.value.deprecation) deprecations.push(parsed.value.deprecation);
+    return ok(parsed.value.ms);
+  };
+
+  const pollText = get("tls-poll-interval");
+  const pollMsText = get("tls-poll-interval-ms");
+  if (pollText !== undefined && pollMsText !== undefined) {
+    return err("--tls-poll-interval-ms is the old name of --tls-poll-interval: give only one");
+  }
+  const tlsPoll = duration(
+    pollMsText !== undefined
+      ? parseRenamedMsFlag("tls-poll-interval-ms", "tls-poll-interval", pollMsText)
+      : parseFlagDuration("tls-poll-interval", pollText ?? "10s"),
+  );
+  if (!tlsPoll.ok) return tlsPoll;
+  if (tlsPoll.value < 100) {
+    return err(`--tls-poll-interval ${tlsPoll.value}ms: use at least 100ms`);
   }
 
-  const drainText = get("drain-delay") ?? "5s";
-  const drainDelay = parseDuration(drainText);
-  if (!drainDelay.ok) return err(`--drain-delay: ${drainDelay.error}`);
+  const drainDelay = duration(parseFlagDuration("drain-delay", get("drain-delay") ?? "5s"));
+  if (!drainDelay.ok) return drainDelay;
 
   const inject: InjectConfig = Object.freeze({
     proxyImage: get("proxy-image") ?? DEFAULT_INJECT.proxyImage,
@@ -173,7 +192,7 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
     }),
   });
 
-  const controllerOptions = parseControllerOptions(get, env);
+  const controllerOptions = parseControllerOptions(get, env, (d) => deprecations.push(d));
   if (!controllerOptions.ok) return controllerOptions;
 
   return ok(
@@ -184,16 +203,19 @@ export function parseConfig(argv: readonly string[], env: Env): Result<WebhookCo
       controller: values["no-controller"] !== true && env[envName("no-controller")] !== "true",
       logLevel,
       maxBodyBytes: MAX_BODY_BYTES,
-      tlsPollMs,
+      tlsPollMs: tlsPoll.value,
       drainDelayMs: drainDelay.value,
       controllerCaFile: get("controller-ca"),
       inject,
       controllerOptions: controllerOptions.value,
+      deprecations: Object.freeze(deprecations),
     }),
   );
 }
 
 export const USAGE = `npm run webhook -- [flags]   (each flag also reads env ${envName("<flag>")})
+  DUR is a duration: 500ms, 5s, 10m, 1h30m (a bare number of seconds, or --tls-poll-interval-ms,
+  still works but is deprecated and logged as such at start)
   --listen host:port            HTTPS address (default ${DEFAULT_LISTEN})
   --tls-cert FILE --tls-key FILE serving pair, re-read on change; omit both for self-signed
   --self-signed-dir DIR         where the self-signed pair is written (default .verso/tls)
@@ -211,6 +233,8 @@ export const USAGE = `npm run webhook -- [flags]   (each flag also reads env ${e
                                 (default false; a pod's verso.dev/access-log wins)
   --drain-delay DUR             after SIGTERM, answer /readyz 503 but keep serving for DUR, then
                                 stop accepting (default 5s; 0: stop at once)
+  --tls-poll-interval DUR       also poll the serving pair for changes every DUR, for file
+                                systems where change events are missed (default 10s, at least 100ms)
   --proxy-cpu Q --proxy-memory Q --proxy-cpu-limit Q --proxy-memory-limit Q
                                 proxy resources (default 50m/48Mi requests, 500m/128Mi limits)
 ${CONTROLLER_USAGE}`;

@@ -22,6 +22,8 @@ async function main(): Promise<void> {
   }
   const config = parsed.value;
   const logger = createLogger("webhook", config.logLevel);
+  // Once, at start: the old spelling keeps working, and the log says what to write instead.
+  for (const deprecation of config.deprecations) logger.warn(deprecation);
   const registry = createRegistry();
   const server = await startServer(config, { logger, registry });
 

@@ -12,7 +12,7 @@ import { ensureBinaries, type KubeBinaries } from "./binaries.ts";
 import { KubeClient, type Credentials } from "./kubeClient.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
 import { makeCa, makeLeaf, makeServiceAccountKey, writePem, type Pem } from "./pki.ts";
-import { freePort, waitFor } from "./ports.ts";
+import { freePort, sleep, waitFor } from "./ports.ts";
 import {
   installExitHandlers,
   startProcess,
@@ -22,6 +22,8 @@ import {
 
 export const SERVICE_CIDR = "10.96.0.0/16";
 export const SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local";
+/** Where kube-apiserver sits in the start order (etcd, kube-apiserver, kube-controller-manager). */
+const APISERVER = 1;
 
 /** Controllers kube-controller-manager runs (no scheduler, no node lifecycle: see README). */
 export const CONTROLLERS = [
@@ -92,6 +94,12 @@ export interface ControlPlane {
   readonly logDir: string;
   /** Milliseconds from first process start to a ready control plane. */
   readonly startupMs: number;
+  /**
+   * A fault drill: stops kube-apiserver (SIGTERM, SIGKILL after 5 s), keeps it down `downMs`
+   * more, then starts it again with the same flags, port and certificates; resolves once its
+   * /readyz answers ok, with how long the API was gone. etcd and every client stay up.
+   */
+  restartApiserver(options?: { downMs?: number }): Promise<{ unavailableMs: number }>;
   stop(): Promise<void>;
 }
 
@@ -186,53 +194,55 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     log(`[harness] etcd ready at ${etcdUrl} (${Date.now() - started}ms)`);
 
     const server = `https://${host}:${apiPort}`;
-    procs.push(
-      placement.spawn({
-        name: "kube-apiserver",
-        command: binaries.apiserver,
-        args: [
-          `--etcd-servers=${etcdUrl}`,
-          `--bind-address=${host}`,
-          `--advertise-address=${host}`,
-          `--secure-port=${apiPort}`,
-          `--cert-dir=${join(dir, "apiserver-certs")}`,
-          `--tls-cert-file=${servingFiles.certFile}`,
-          `--tls-private-key-file=${servingFiles.keyFile}`,
-          `--client-ca-file=${join(pkiDir, "ca.crt")}`,
-          `--token-auth-file=${join(pkiDir, "tokens.csv")}`,
-          `--service-cluster-ip-range=${placement.serviceCidr}`,
-          `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
-          `--service-account-key-file=${join(pkiDir, "sa.pub")}`,
-          `--service-account-signing-key-file=${join(pkiDir, "sa.key")}`,
-          "--authorization-mode=Node,RBAC",
-          "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy",
-          "--allow-privileged=true",
-          `--kubelet-client-certificate=${kubeletClient.certFile}`,
-          `--kubelet-client-key=${kubeletClient.keyFile}`,
-          "--kubelet-preferred-address-types=InternalIP",
-          // Without a node nothing routes to the `kubernetes` Service; on the real node pods
-          // reach the API through it, so the apiserver keeps its endpoints.
-          `--endpoint-reconciler-type=${onNode ? "lease" : "none"}`,
-          "--v=1",
-        ],
-        logFile: join(logDir, "kube-apiserver.log"),
-      }),
-    );
+    // Kept whole so restartApiserver() starts the very same process again.
+    const apiserverSpec: ProcessSpec = {
+      name: "kube-apiserver",
+      command: binaries.apiserver,
+      args: [
+        `--etcd-servers=${etcdUrl}`,
+        `--bind-address=${host}`,
+        `--advertise-address=${host}`,
+        `--secure-port=${apiPort}`,
+        `--cert-dir=${join(dir, "apiserver-certs")}`,
+        `--tls-cert-file=${servingFiles.certFile}`,
+        `--tls-private-key-file=${servingFiles.keyFile}`,
+        `--client-ca-file=${join(pkiDir, "ca.crt")}`,
+        `--token-auth-file=${join(pkiDir, "tokens.csv")}`,
+        `--service-cluster-ip-range=${placement.serviceCidr}`,
+        `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
+        `--service-account-key-file=${join(pkiDir, "sa.pub")}`,
+        `--service-account-signing-key-file=${join(pkiDir, "sa.key")}`,
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy",
+        "--allow-privileged=true",
+        `--kubelet-client-certificate=${kubeletClient.certFile}`,
+        `--kubelet-client-key=${kubeletClient.keyFile}`,
+        "--kubelet-preferred-address-types=InternalIP",
+        // Without a node nothing routes to the `kubernetes` Service; on the real node pods
+        // reach the API through it, so the apiserver keeps its endpoints.
+        `--endpoint-reconciler-type=${onNode ? "lease" : "none"}`,
+        "--v=1",
+      ],
+      logFile: join(logDir, "kube-apiserver.log"),
+    };
+    procs.push(placement.spawn(apiserverSpec));
     const credentials: Credentials = { server, token, caPem: ca.cert };
     client = new KubeClient(credentials);
     const api = client;
-    await waitFor(
-      "kube-apiserver /readyz",
-      async () => {
-        if (!procs[1]?.running()) throw new Error(`kube-apiserver exited; see ${logDir}`);
-        return api.text("/readyz").then(
-          (text) => (text.trim() === "ok" ? true : undefined),
-          () => undefined,
-        );
-      },
-      60_000,
-      200,
-    );
+    const apiserverReady = (): Promise<true> =>
+      waitFor(
+        "kube-apiserver /readyz",
+        async () => {
+          if (!procs[APISERVER]?.running()) throw new Error(`kube-apiserver exited; see ${logDir}`);
+          return api.text("/readyz").then(
+            (text) => (text.trim() === "ok" ? true : undefined),
+            () => undefined,
+          );
+        },
+        60_000,
+        200,
+      );
+    await apiserverReady();
     log(`[harness] kube-apiserver ready at ${server} (${Date.now() - started}ms)`);
 
     const kubeconfig = join(dir, "kubeconfig");
@@ -283,6 +293,14 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       pkiDir,
       logDir,
       startupMs,
+      async restartApiserver({ downMs = 0 } = {}) {
+        const gone = Date.now();
+        await procs[APISERVER]?.stop(5_000);
+        if (downMs > 0) await sleep(downMs);
+        procs[APISERVER] = placement.spawn(apiserverSpec);
+        await apiserverReady();
+        return { unavailableMs: Date.now() - gone };
+      },
       stop,
     };
   } catch (error) {

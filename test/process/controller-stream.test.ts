@@ -164,7 +164,11 @@ describe("route stream over HTTPS", () => {
       const { port } = plain.address() as { port: number };
       const res = await fetch(`http://127.0.0.1:${port}${q}`, { headers: auth });
       expect(res.status).toBe(503);
-      expect(((await res.json()) as { reason: string }).reason).toBe("ShuttingDown");
+      expect(await res.json()).toEqual({
+        code: "shutting_down",
+        message: "this replica is shutting down: connect to another",
+        reason: "ShuttingDown",
+      });
     } finally {
       await new Promise((r) => plain.close(r));
     }
@@ -177,19 +181,25 @@ describe("route stream over HTTPS", () => {
     expect(older.body).toContain("id: 101");
   });
 
-  it("refuses with a status and a reason", async () => {
-    const cases: [Record<string, string>, string, number, string][] = [
-      [{}, q, 401, "NoToken"],
-      [{ authorization: "Basic abc" }, q, 401, "NoToken"],
-      [{ authorization: "Bearer garbage" }, q, 401, "TokenInvalid"],
-      [{ authorization: "Bearer user-token" }, q, 403, "NotServiceAccount"],
-      [auth, "/v1/routes?namespace=other&app=shop", 403, "WrongNamespace"],
-      [{ authorization: "Bearer down" }, q, 503, "ReviewUnavailable"],
-      [auth, "/v1/routes?namespace=shop", 400, "BadQuery"],
+  it("refuses with a status and {code, message} (and the deprecated reason)", async () => {
+    const cases: [Record<string, string>, string, number, string, string][] = [
+      [{}, q, 401, "no_token", "NoToken"],
+      [{ authorization: "Basic abc" }, q, 401, "no_token", "NoToken"],
+      [{ authorization: "Bearer garbage" }, q, 401, "token_invalid", "TokenInvalid"],
+      [{ authorization: "Bearer user-token" }, q, 403, "not_service_account", "NotServiceAccount"],
+      [auth, "/v1/routes?namespace=other&app=shop", 403, "wrong_namespace", "WrongNamespace"],
+      [{ authorization: "Bearer down" }, q, 503, "review_unavailable", "ReviewUnavailable"],
+      [auth, "/v1/routes?namespace=shop", 400, "bad_query", "BadQuery"],
     ];
-    for (const [headers, path, status, reason] of cases) {
+    for (const [headers, path, status, code, reason] of cases) {
       const r = await read(path, headers, 0);
-      expect({ status: r.status, reason: JSON.parse(r.body).reason }).toEqual({ status, reason });
+      const body = JSON.parse(r.body) as Record<string, unknown>;
+      expect({ status: r.status, code: body.code, reason: body.reason }).toEqual({
+        status,
+        code,
+        reason,
+      });
+      expect(typeof body.message).toBe("string");
     }
   });
 

@@ -9,6 +9,7 @@ import type { Agent } from "node:https";
 import { Router, type Response } from "express";
 import fjp from "fast-json-patch";
 import type { Operation } from "fast-json-patch";
+import { Gauge } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../shared/log.ts";
 import { startServer, type WebhookServer } from "../../webhook/admission/server.ts";
@@ -39,8 +40,8 @@ function config(dir: string, extra: string[] = []): WebhookConfig {
       "--tls-key",
       join(dir, "tls.key"),
       "--no-controller",
-      "--tls-poll-interval-ms",
-      "200",
+      "--tls-poll-interval",
+      "200ms",
       ...extra,
     ],
     {},
@@ -238,7 +239,10 @@ describe("webhook server (in-process, real HTTPS)", () => {
     let synced = false;
     server.addReadinessCheck("informers", () => synced);
     const notReady = await send(agent, `${server.url}/readyz`, "GET");
-    expect([notReady.status, notReady.body]).toEqual([503, "not ready: informers\n"]);
+    expect([notReady.status, notReady.json]).toEqual([
+      503,
+      { code: "not_ready", message: "not ready: informers" },
+    ]);
     synced = true;
     expect((await send(agent, `${server.url}/readyz`, "GET")).status).toBe(200);
     const m = await send(agent, `${server.url}/metrics`, "GET");
@@ -247,6 +251,53 @@ describe("webhook server (in-process, real HTTPS)", () => {
     );
     expect(m.body).toMatch(/verso_webhook_injection_skips_total\{reason="opted_out"\} 1/);
     expect(m.body).toMatch(/verso_webhook_admission_duration_seconds_bucket/);
+  });
+
+  it("answers an error on every route in one shape, {code, message}", async () => {
+    // The /v1/routes stream's refusals: test/process/controller-stream.test.ts.
+    const shape = (r: HttpResult) => [r.status, Object.keys(r.json as object).sort(), r.json];
+    const admission = await send(agent, `${server.url}/mutate`, "POST", "{", {
+      "content-type": "text/plain",
+    });
+    expect(shape(admission)).toEqual([
+      415,
+      ["code", "message"],
+      expect.objectContaining({ code: "unsupported_media_type" }),
+    ]);
+    const missing = await send(agent, `${server.url}/nope`, "GET");
+    expect(shape(missing)).toEqual([
+      404,
+      ["code", "message"],
+      { code: "not_found", message: "GET /nope: no such endpoint" },
+    ]);
+    let ready = false;
+    server.addReadinessCheck("shape-test", () => ready);
+    const notReady = await send(agent, `${server.url}/readyz`, "GET");
+    ready = true;
+    expect(shape(notReady)).toEqual([
+      503,
+      ["code", "message"],
+      { code: "not_ready", message: "not ready: shape-test" },
+    ]);
+    // A collector that fails makes the registry reject: the edge answers 500 internal_error.
+    new Gauge({
+      name: "verso_test_broken",
+      help: "fails to collect",
+      registers: [server.registry],
+      collect() {
+        throw new Error("collector failed");
+      },
+    });
+    try {
+      const metrics = await send(agent, `${server.url}/metrics`, "GET");
+      expect(shape(metrics)).toEqual([
+        500,
+        ["code", "message"],
+        { code: "internal_error", message: "internal error" },
+      ]);
+    } finally {
+      server.registry.removeSingleMetric("verso_test_broken");
+    }
   });
 
   it("mounts extra routers (the controller's seam) ahead of the 404", async () => {
@@ -441,7 +492,11 @@ describe("node webhook/main.ts (the real process)", () => {
       // New connections during the delay: not ready, yet admission is answered, and every
       // answer ends its connection, so each request here opens a new one.
       const ready = ending(await send(fresh, `${url}/readyz`, "GET"));
-      expect(ready).toEqual({ status: 503, connection: "close", text: "not ready: draining\n" });
+      expect(ready).toEqual({
+        status: 503,
+        connection: "close",
+        text: JSON.stringify({ code: "not_ready", message: "not ready: draining" }),
+      });
       const admitted = await send(
         fresh,
         `${url}/mutate`,
@@ -480,6 +535,23 @@ describe("node webhook/main.ts (the real process)", () => {
       held.destroy();
       fresh.destroy();
     }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("takes an old duration spelling, and says once at start what to write instead", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "verso-webhook-main-"));
+    const { proc, log } = await startMain(dir, [
+      "--drain-delay",
+      "0",
+      "--tls-poll-interval-ms",
+      "500",
+    ]);
+    const said = log().match(
+      /--tls-poll-interval-ms is deprecated, write --tls-poll-interval 500ms/g,
+    );
+    expect(said).toHaveLength(1);
+    process.kill(proc.pid, "SIGTERM");
+    expect((await proc.exited).code).toBe(0);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,28 +1,40 @@
 /**
- * The HTTPS edge, and the one place that catches: body cap (413), content type (415), JSON
- * (400), AdmissionReview shape (400), then admit(). Which failures answer what:
+ * The HTTPS edge, and the one place that catches: time limits (408), body cap (413), content
+ * type (415), nesting depth and JSON (400), AdmissionReview shape (400), then admit(). Which
+ * failures answer what:
  *
  *   the request is not a usable AdmissionReview -> 4xx + {code, message}: the apiserver treats
  *     it as a webhook failure and applies failurePolicy (Ignore: the pod is created uninjected)
+ *   a body refused unread (415, or 413 by its length) is still read off and dropped, never
+ *     kept, so the client reads its answer and the connection stays usable (closing with
+ *     bytes unread would reset it and lose the answer); an endless one is cut at 20 s (408)
  *   admit() throws (a bug)                      -> 200 allowed:true + warning, counted in
  *     verso_webhook_admission_errors_total: a Verso bug must never block pod creation
  *   anything else unexpected                    -> 500 + {code: internal_error}
  */
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { SecureContextOptions } from "node:tls";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import express, { type ErrorRequestHandler, type RequestHandler, type Response } from "express";
+import express, {
+  type ErrorRequestHandler,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from "express";
 import type { Registry } from "prom-client";
 import { VersoError } from "../../shared/errors.ts";
 import { createLogger, type Logger } from "../../shared/log.ts";
 import type { TlsFiles, WebhookConfig } from "../config.ts";
 import type { InjectConfig } from "../mutation/config.ts";
 import { admit as defaultAdmit } from "./admit.ts";
+import { clientErrorAnswer, rawAnswer } from "./clientErrors.ts";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "./depth.ts";
 import { createAdmissionMetrics, createRegistry, type AdmissionMetrics } from "./metrics.ts";
 import { parseAdmissionReview, toReview, type RejectCode } from "./review.ts";
+import { sendError } from "../errorBody.ts";
 import { readPair, watchPair, writeSelfSigned, type TlsPair } from "./tls.ts";
 
 export interface ServerDeps {
@@ -66,6 +78,14 @@ export interface WebhookServer {
 const KEEP_ALIVE_MS = 120_000;
 /** After the listener closes: how long requests in flight may take before they are cut. */
 const GRACE_MS = 5_000;
+// The apiserver writes a review at once and gives up after timeoutSeconds (5 s shipped, 30 s
+// at most): a request still arriving after these is a slow client holding a socket, not a
+// review anyone waits for. Checked every second (Node's default is 30 s, which would let a
+// slow head live up to 40 s instead of 10).
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 20_000;
+const TIMEOUT_CHECK_MS = 1_000;
+const TOO_DEEP = "WEBHOOK_JSON_TOO_DEEP";
 
 function rejectWith(
   res: Response,
@@ -77,7 +97,21 @@ function rejectWith(
 ): void {
   metrics.requests.inc({ outcome: "rejected", reason: code });
   logger.warn("admission request rejected", { code, status, reason: message });
-  res.status(status).json({ code, message });
+  sendError(res, status, code, message);
+}
+
+/** application/json, in UTF-8 (RFC 8259 8.1: JSON between systems is UTF-8; no other charset). */
+function isUtf8Json(req: Request): boolean {
+  if (!req.is("application/json")) return false;
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(req.get("content-type") ?? "")?.[1];
+  return charset === undefined || /^utf-?8$/i.test(charset);
+}
+
+/** body-parser's `verify`: runs on the raw bytes before JSON.parse (see depth.ts). */
+function refuseDeepJson(_req: unknown, _res: unknown, body: Buffer): void {
+  if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {
+    throw new VersoError(TOO_DEEP, `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
 }
 
 const BODY_ERRORS: Record<string, [number, RejectCode]> = {
@@ -188,11 +222,8 @@ export async function startServer(
     const failing = draining
       ? ["draining"]
       : [...readiness].filter(([, ok]) => !ok()).map(([n]) => n);
-    if (failing.length > 0)
-      res
-        .status(503)
-        .type("text/plain")
-        .send(`not ready: ${failing.join(", ")}\n`);
+    // The kubelet reads only the status; a person or a client reads why, in the one shape.
+    if (failing.length > 0) sendError(res, 503, "not_ready", `not ready: ${failing.join(", ")}`);
     else res.type("text/plain").send("ok\n");
   });
   app.get("/metrics", async (_req, res) => {
@@ -200,13 +231,13 @@ export async function startServer(
   });
 
   const requireJson: RequestHandler = (req, res, next) => {
-    if (req.is("application/json")) return next();
+    if (isUtf8Json(req)) return next();
     const got = req.get("content-type") ?? "none";
     rejectWith(
       res,
       415,
       "unsupported_media_type",
-      `content-type ${got}: use application/json`,
+      `content-type ${got}: use application/json (UTF-8)`,
       metrics,
       logger,
     );
@@ -215,7 +246,14 @@ export async function startServer(
   app.post(
     "/mutate",
     requireJson,
-    express.json({ limit: config.maxBodyBytes, strict: true }),
+    // inflate: false: the apiserver never compresses a review, so no decompressor need face
+    // untrusted bytes (a gzip body gets 415 encoding.unsupported).
+    express.json({
+      limit: config.maxBodyBytes,
+      strict: true,
+      inflate: false,
+      verify: refuseDeepJson,
+    }),
     (req, res) => {
       const started = performance.now();
       const parsed = parseAdmissionReview(req.body);
@@ -265,11 +303,16 @@ export async function startServer(
 
   app.use(extra);
   app.use((req, res) => {
-    res
-      .status(404)
-      .json({ code: "not_found", message: `${req.method} ${req.path}: no such endpoint` });
+    sendError(res, 404, "not_found", `${req.method} ${req.path}: no such endpoint`);
   });
-  const onError: ErrorRequestHandler = (e, _req, res, _next) => {
+  const onError: ErrorRequestHandler = (e, req, res, _next) => {
+    // Nobody to answer: the client went away mid-body, or the clientError handler below has
+    // answered (a timeout) and closed the socket, and the body reader's "aborted" is its echo.
+    if (req.socket.destroyed) return;
+    if (e instanceof VersoError && e.code === TOO_DEEP) {
+      rejectWith(res, 400, "too_deep", e.message, metrics, logger);
+      return;
+    }
     const type = typeof e === "object" && e !== null ? (e as { type?: unknown }).type : undefined;
     const mapped = typeof type === "string" ? BODY_ERRORS[type] : undefined;
     if (mapped) {
@@ -278,16 +321,32 @@ export async function startServer(
     }
     logger.error("unhandled error at the edge", { err: e });
     metrics.errors.inc({ code: "internal_error" });
-    if (!res.headersSent)
-      res.status(500).json({ code: "internal_error", message: "internal error" });
+    if (!res.headersSent) sendError(res, 500, "internal_error", "internal error");
   };
   app.use(onError);
 
-  const server: Server = createServer(secureOptions(pair), app);
+  const server: Server = createServer(
+    { ...secureOptions(pair), connectionsCheckingInterval: TIMEOUT_CHECK_MS },
+    app,
+  );
   server.keepAliveTimeout = KEEP_ALIVE_MS;
-  server.headersTimeout = 15_000;
-  server.requestTimeout = 30_000;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.on("tlsClientError", (e) => logger.debug("tls handshake failed", { err: e }));
+  server.on("clientError", (e: NodeJS.ErrnoException, socket: Socket) => {
+    const answer = clientErrorAnswer(e.code, {
+      headersTimeoutMs: HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    });
+    // The same check Node's default handler makes: answer only if no answer has begun.
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (answer && socket.writable && !inFlight?.headersSent) {
+      metrics.requests.inc({ outcome: "rejected", reason: answer.code });
+      logger.warn("request refused below the router", { code: answer.code, err: e.code });
+      socket.end(rawAnswer(answer));
+    }
+    socket.destroySoon();
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

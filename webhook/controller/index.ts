@@ -10,6 +10,7 @@ import type { RequestHandler, Router } from "express";
 import type { Logger } from "../../shared/log.ts";
 import { startController as start, type Controller } from "./io/controller.ts";
 import { systemClock } from "./io/clock.ts";
+import { applyConnectTimeout } from "./io/connectTimeout.ts";
 import { createKubeApi } from "./io/kube.ts";
 import { createNotifier } from "./io/notify.ts";
 import { createReleaseMetrics } from "./io/releaseMetrics.ts";
@@ -18,6 +19,12 @@ import { createPrometheusSource } from "./io/metrics/prometheus.ts";
 import { createHub, routesRouter } from "./io/stream.ts";
 import { createAuthenticator } from "./io/tokenReview.ts";
 import type { ControllerOptions } from "./options.ts";
+
+/**
+ * How long opening a connection to the apiserver may take (TCP and TLS): generous for a
+ * handshake, short next to the SYN retransmissions it cuts off (io/connectTimeout.ts).
+ */
+const CONNECT_TIMEOUT_MS = 5_000;
 
 export interface ControllerHost {
   options: ControllerOptions;
@@ -37,6 +44,7 @@ export async function startControllerIn(host: ControllerHost): Promise<Controlle
   try {
     if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
     else kc.loadFromDefault();
+    applyConnectTimeout(kc, CONNECT_TIMEOUT_MS);
     await Promise.race([
       kc.makeApiClient(VersionApi).getCode(),
       new Promise((_r, reject) =>
@@ -103,6 +111,19 @@ export async function startControllerIn(host: ControllerHost): Promise<Controlle
     registers: [host.registry],
     collect() {
       this.set(auth.cached());
+    },
+  });
+  new Gauge({
+    name: "verso_pods_not_injected",
+    help: "Pods of a tracked app in an opted-in namespace running without the Verso proxy (created while the webhook was unavailable): outside the release until restarted.",
+    labelNames: ["namespace", "app"],
+    registers: [host.registry],
+    collect() {
+      // Rebuilt on every scrape from the watches' caches: an app deleted since has no series.
+      this.reset();
+      for (const c of controller.notInjected()) {
+        this.set({ namespace: c.namespace, app: c.app }, c.pods);
+      }
     },
   });
   new Gauge({

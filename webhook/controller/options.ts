@@ -1,7 +1,7 @@
 /** The controller's flags, parsed with the webhook's Config (no client-node import here). */
 import { hostname } from "node:os";
-import { parseDuration } from "../../shared/duration.ts";
 import { err, ok, type Result } from "../../shared/errors.ts";
+import { parseFlagDuration } from "../flagDuration.ts";
 
 export interface ControllerOptions {
   /** Kubeconfig file; undefined: $KUBECONFIG, ~/.kube/config, or in-cluster. */
@@ -41,6 +41,8 @@ export const CONTROLLER_USAGE = `  --kubeconfig FILE             cluster for the
 export function parseControllerOptions(
   get: (flag: keyof typeof CONTROLLER_FLAGS) => string | undefined,
   env: Readonly<Record<string, string | undefined>>,
+  /** Told each old flag spelling used (the caller logs them once at start). */
+  deprecated: (message: string) => void = () => {},
 ): Result<ControllerOptions> {
   const prometheusUrl = get("prometheus-url");
   const source = get("metrics-source") ?? (prometheusUrl ? "prometheus" : "builtin");
@@ -55,9 +57,10 @@ export function parseControllerOptions(
   if (prometheusUrl && !/^https?:\/\/[^\s/]+/.test(prometheusUrl)) {
     return err(`--prometheus-url ${prometheusUrl}: use a URL such as http://prometheus:9090`);
   }
-  const scaleDownDelay = parseDuration(get("scale-down-delay") ?? "0");
-  if (!scaleDownDelay.ok) return err(`--scale-down-delay: ${scaleDownDelay.error}`);
-  const scaleDownDelayMs = scaleDownDelay.value;
+  const scaleDownDelay = parseFlagDuration("scale-down-delay", get("scale-down-delay") ?? "0");
+  if (!scaleDownDelay.ok) return scaleDownDelay;
+  if (scaleDownDelay.value.deprecation) deprecated(scaleDownDelay.value.deprecation);
+  const scaleDownDelayMs = scaleDownDelay.value.ms;
   const notifyUrls = (get("notify-url") ?? "")
     .split(",")
     .map((u) => u.trim())

@@ -3,7 +3,8 @@
  * feed one in-memory view; any change marks its app dirty, and dirty apps get their routing
  * table rebuilt on the next turn of the event loop (so a burst of pod events is one table).
  * Every replica does this and serves streams; the leader also runs the release loop, which
- * leader election starts and stops.
+ * leader election starts and stops. A fourth watch per opted-in namespace sees the pods the
+ * webhook never labelled, so pods that started without the proxy are reported (notInjected.ts).
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -26,6 +27,8 @@ import { systemClock } from "./clock.ts";
 import { createCutoffWatch } from "./cutoffWatch.ts";
 import { createGateRunner } from "./gateCalls.ts";
 import { createInbox } from "./inbox.ts";
+import { namespacedWatch } from "./namespacedWatch.ts";
+import { createNotInjectedReporter, type NotInjectedCount } from "./notInjected.ts";
 import type { Notifier } from "./notify.ts";
 import { createReleaseLoop, type ReleaseLoop } from "./reconcile.ts";
 import type { ReleaseMetrics } from "./releaseMetrics.ts";
@@ -38,6 +41,7 @@ import {
   resolvePolicy,
   selectRelease,
 } from "../decide/routes.ts";
+import { checkInjection, type InjectionContext } from "../decide/notInjected.ts";
 import { createHub, type RouteHub } from "./stream.ts";
 import { watch, type Watched } from "./informer.ts";
 import {
@@ -72,6 +76,8 @@ export interface ControllerDeps {
   releaseMetrics?: ReleaseMetrics;
   /** How often live releases' proxies are polled for a cut-off (default 500 ms). */
   cutoffPollMs?: number;
+  /** How often the leader looks at every pod for one that runs without the proxy (default 30 s). */
+  notInjectedSweepMs?: number;
 }
 
 export interface Controller {
@@ -79,6 +85,8 @@ export interface Controller {
   /** All three watches listed once and the first tables are built. */
   readonly synced: Promise<void>;
   isLeader(): boolean;
+  /** Pods running outside the release without the proxy, per tracked app (0s included). */
+  notInjected(): NotInjectedCount[];
   /**
    * Stop leading for good: the release loop stops and the Lease is released, so a peer takes
    * over at once. The watches go on, so the tables this replica still streams stay current.
@@ -208,6 +216,36 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     }
   }
 
+  const injection: InjectionContext = {
+    controllerNamespace: deps.namespace,
+    optedIn: (ns) => enabled.has(ns),
+    deploymentsOf: (ns, app) =>
+      deployments
+        .list(ns)
+        .filter((d) => deploymentApp(d) === app)
+        .map((d) => ({ name: d.metadata?.name ?? "", uid: d.metadata?.uid ?? "" })),
+  };
+  const notInjected = createNotInjectedReporter({
+    kube: deps.kube,
+    log,
+    clock,
+    isLeader: () => leader.isLeader(),
+    // A pod the webhook skipped has no verso.dev/app label; one a user labelled so by hand
+    // is in the injected pods' watch, without the proxy all the same.
+    *pods() {
+      for (const ns of enabled) {
+        yield* unlabelled.list(ns);
+        yield* pods.list(ns);
+      }
+    },
+    check: (pod) => checkInjection(pod, injection),
+    apps: () => hub.keys().map(appOfKey),
+    sweepMs: deps.notInjectedSweepMs ?? 30_000,
+  });
+  const seenPod = (p: V1Pod, kind: "add" | "update" | "delete"): void => {
+    if (kind !== "delete") notInjected.seen(p);
+  };
+
   const namespaces: Watched<V1Namespace> = watch<V1Namespace>({
     kc,
     log,
@@ -218,8 +256,13 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     onChange: (ns, kind) => {
       const name = ns.metadata?.name;
       if (!name) return;
-      if (kind === "delete") enabled.delete(name);
-      else enabled.add(name);
+      if (kind === "delete") {
+        enabled.delete(name);
+        unlabelled.remove(name);
+      } else {
+        enabled.add(name);
+        unlabelled.add(name);
+      }
       markNamespace(name);
     },
   });
@@ -249,7 +292,19 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     path: "/api/v1/pods",
     labelSelector: LABEL.app,
     list: () => core.listPodForAllNamespaces({ labelSelector: LABEL.app }),
-    onChange: (p) => markDirty(p.metadata?.namespace, p.metadata?.labels?.[LABEL.app]),
+    onChange: (p, kind) => {
+      markDirty(p.metadata?.namespace, p.metadata?.labels?.[LABEL.app]);
+      seenPod(p, kind);
+    },
+  });
+  const unlabelled = namespacedWatch<V1Pod>({
+    kc,
+    log,
+    name: "unlabelled-pods",
+    path: (ns) => `/api/v1/namespaces/${ns}/pods`,
+    labelSelector: `!${LABEL.app}`,
+    list: (ns) => core.listNamespacedPod({ namespace: ns, labelSelector: `!${LABEL.app}` }),
+    onChange: seenPod,
   });
 
   const leader: Leader = startLeaderElection(deps.kube, log, {
@@ -258,7 +313,11 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     identity: deps.identity,
     durationMs: deps.leaseDurationMs,
     renewMs: deps.leaseRenewMs,
-    onChange: (leading) => loop?.lead(leading),
+    onChange: (leading) => {
+      // Before the first sync neither runs: both start below, once the caches are full.
+      loop?.lead(leading);
+      if (loop) notInjected.lead(leading);
+    },
   });
 
   const synced = Promise.all([namespaces.synced, deployments.synced, pods.synced]).then(
@@ -299,20 +358,25 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     cutoffs,
   });
   // Leadership won while the watches were still listing: start the loop now.
-  if (leader.isLeader()) loop.lead(true);
+  if (leader.isLeader()) {
+    loop.lead(true);
+    notInjected.lead(true);
+  }
 
   const resign = async (): Promise<void> => {
     loop?.stop();
+    notInjected.stop();
     await leader.stop();
   };
   return {
     hub,
     synced,
     isLeader: () => leader.isLeader(),
+    notInjected: () => notInjected.counts(),
     resign,
     async stop() {
       await resign();
-      await Promise.all([namespaces.stop(), deployments.stop(), pods.stop()]);
+      await Promise.all([namespaces.stop(), deployments.stop(), pods.stop(), unlabelled.stop()]);
     },
   };
 }

@@ -5,6 +5,7 @@
  * `namespace/app`. Every replica derives the same key; apps never share one.
  */
 import { createHmac, randomBytes } from "node:crypto";
+import { VersoError } from "../../../shared/errors.ts";
 import type { KubeApi } from "./kube.ts";
 
 export const HOP_SECRET_NAME = "verso-hop-key";
@@ -18,7 +19,12 @@ export async function loadHopSecret(kube: KubeApi, namespace: string): Promise<B
     await kube.createSecret(namespace, HOP_SECRET_NAME, { [KEY]: randomBytes(32) });
   }
   const key = await kube.readSecretKey(namespace, HOP_SECRET_NAME, KEY);
-  if (!key) throw new Error(`secret ${namespace}/${HOP_SECRET_NAME} has no "${KEY}"`);
+  if (!key) {
+    throw new VersoError(
+      "CONTROLLER_HOP_KEY_MISSING",
+      `secret ${namespace}/${HOP_SECRET_NAME} has no "${KEY}"`,
+    );
+  }
   return key;
 }
 

@@ -1,6 +1,7 @@
 /**
  * List + watch with client-node's ListWatch (resourceVersion resume; relist on 410 Gone),
- * plus what it lacks: restart with backoff after an error, and a promise for the first list.
+ * plus what it lacks: restart with backoff (jittered) after an error, and a promise for the
+ * first list.
  */
 import {
   makeInformer,
@@ -17,6 +18,15 @@ export interface Watched<T extends KubernetesObject> {
   synced: Promise<void>;
   stop(): Promise<void>;
 }
+
+/** An attempt that lasted this long had worked: its failure starts the backoff over. */
+const STABLE_MS = 10_000;
+/**
+ * The longest wait between attempts. Short, because a watch that is down freezes the routing
+ * tables: after an apiserver outage they follow changes again within this (plus the
+ * connection deadline, connectTimeout.ts), not the 30 s client-go's reflectors allow.
+ */
+const MAX_BACKOFF_MS = 5_000;
 
 export interface WatchOptions<T extends KubernetesObject> {
   kc: KubeConfig;
@@ -46,22 +56,31 @@ export function watch<T extends KubernetesObject>(o: WatchOptions<T>): Watched<T
 
   let stopped = false;
   let failures = 0;
+  let startedAt = 0;
   let timer: NodeJS.Timeout | undefined;
-  informer.on("connect", () => {
-    failures = 0;
-  });
+  const begin = (): void => {
+    startedAt = Date.now();
+    informer.start().catch(restart);
+  };
+  // Not reset on the informer's "connect": client-node emits it as every attempt begins, so
+  // the wait never grew (500 ms for ever, whatever the outage). An attempt that stayed up a
+  // while had worked: the backoff starts over after it.
   const restart = (error: unknown): void => {
     if (stopped) return;
+    if (Date.now() - startedAt >= STABLE_MS) failures = 0;
     failures++;
-    const delay = Math.min(o.maxBackoffMs ?? 30_000, 250 * 2 ** Math.min(failures, 8));
+    const ceiling = Math.min(o.maxBackoffMs ?? MAX_BACKOFF_MS, 250 * 2 ** Math.min(failures, 8));
+    // Half fixed, half random: the watches of a replica (one per opted-in namespace) fail
+    // together when the apiserver goes, and must not all come back in the same instant.
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
     o.log.warn("watch failed, restarting", { watch: o.name, delayMs: delay, error });
     if (timer) clearTimeout(timer);
     timer = setTimeout(() => {
-      if (!stopped) informer.start().catch(restart);
+      if (!stopped) begin();
     }, delay);
   };
   informer.on("error", restart);
-  informer.start().catch(restart);
+  begin();
 
   return {
     list: (namespace) => informer.list(namespace),

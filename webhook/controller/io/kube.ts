@@ -1,6 +1,7 @@
 /**
  * The apiserver calls the controller makes, behind one small interface so the decision code
  * never sees client-node types and tests can count writes. Built on @kubernetes/client-node.
+ * Which RBAC grant each method needs is listed in apiCalls.ts (KUBE_API_CALLS).
  */
 import {
   AppsV1Api,
@@ -8,11 +9,13 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   PatchStrategy,
+  type CoreV1Event,
   V1MicroTime,
   setHeaderOptions,
   type KubeConfig,
   type V1Lease,
 } from "@kubernetes/client-node";
+import { withGrants } from "./apiCalls.ts";
 import type { ReviewAnswer } from "./tokenReview.ts";
 
 export interface EventRef {
@@ -40,6 +43,18 @@ export interface KubeApi {
   ): Promise<string | undefined>;
   scaleDeployment(namespace: string, name: string, replicas: number): Promise<void>;
   event(ref: EventRef, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
+  /**
+   * An Event with a fixed name, for a fact to report once whoever reports it: false when an
+   * Event of that name exists already (the apiserver drops Events after its event TTL, 1 h
+   * by default, so a fact still true then is reported again).
+   */
+  eventOnce(
+    ref: EventRef,
+    name: string,
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): Promise<boolean>;
   readLease(namespace: string, name: string): Promise<LeaseRecord | undefined>;
   /** Create (no resourceVersion) or replace (optimistic on resourceVersion); false on conflict. */
   writeLease(
@@ -73,6 +88,36 @@ async function unless<T, F>(code: 404 | 409, fallback: F, call: () => Promise<T>
 
 const COMPONENT = "verso-controller";
 
+function eventBody(
+  ref: EventRef,
+  naming: { name: string } | { generateName: string },
+  type: "Normal" | "Warning",
+  reason: string,
+  message: string,
+  reportingInstance: string,
+): CoreV1Event {
+  const now = new Date();
+  return {
+    metadata: { ...naming, namespace: ref.namespace },
+    involvedObject: {
+      apiVersion: "apps/v1",
+      kind: ref.kind,
+      namespace: ref.namespace,
+      name: ref.name,
+      uid: ref.uid,
+    },
+    type,
+    reason,
+    message: message.slice(0, 1024),
+    source: { component: COMPONENT },
+    reportingComponent: COMPONENT,
+    reportingInstance,
+    firstTimestamp: now,
+    lastTimestamp: now,
+    count: 1,
+  };
+}
+
 export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeApi {
   const apps = kc.makeApiClient(AppsV1Api);
   const core = kc.makeApiClient(CoreV1Api);
@@ -80,7 +125,8 @@ export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeAp
   const coord = kc.makeApiClient(CoordinationV1Api);
   const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
-  return {
+  // Each method names its calls in apiCalls.ts: a 403 then says which grant is missing.
+  return withGrants({
     async review(token, audiences) {
       const r = await auth.createTokenReview({
         body: {
@@ -110,28 +156,25 @@ export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeAp
       );
     },
     async event(ref, type, reason, message) {
-      const now = new Date();
       await core.createNamespacedEvent({
         namespace: ref.namespace,
-        body: {
-          metadata: { generateName: `${ref.name}.verso-`, namespace: ref.namespace },
-          involvedObject: {
-            apiVersion: "apps/v1",
-            kind: ref.kind,
-            namespace: ref.namespace,
-            name: ref.name,
-            uid: ref.uid,
-          },
+        body: eventBody(
+          ref,
+          { generateName: `${ref.name}.verso-` },
           type,
           reason,
-          message: message.slice(0, 1024),
-          source: { component: COMPONENT },
-          reportingComponent: COMPONENT,
+          message,
           reportingInstance,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
+        ),
+      });
+    },
+    async eventOnce(ref, name, type, reason, message) {
+      return unless(409, false, async () => {
+        await core.createNamespacedEvent({
+          namespace: ref.namespace,
+          body: eventBody(ref, { name }, type, reason, message, reportingInstance),
+        });
+        return true;
       });
     },
     async readLease(namespace, name) {
@@ -194,5 +237,5 @@ export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeAp
         return true;
       });
     },
-  };
+  });
 }

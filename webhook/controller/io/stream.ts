@@ -9,7 +9,8 @@
 import { Router, type Request, type Response } from "express";
 import type { Logger } from "../../../shared/log.ts";
 import type { RoutingTable } from "../../../shared/table.ts";
-import type { Authenticator } from "./tokenReview.ts";
+import { sendError, type StreamRefusalCode } from "../../errorBody.ts";
+import type { AuthFailure, Authenticator } from "./tokenReview.ts";
 
 type Listener = (table: RoutingTable) => void;
 
@@ -70,8 +71,24 @@ export interface StreamOptions {
 
 const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/i;
 
-function fail(res: Response, status: number, reason: string, message: string): void {
-  res.status(status).json({ reason, message });
+/**
+ * A refusal as every error on this server is answered, `{code, message}`. `reason` (the
+ * PascalCase name of the code) is what the stream answered before the shapes were made one;
+ * it stays alongside, deprecated, for clients and drills that still read it.
+ */
+type Reason = AuthFailure["reason"] | "BadQuery" | "WrongNamespace" | "ShuttingDown";
+const CODE_OF: Record<Reason, StreamRefusalCode> = {
+  BadQuery: "bad_query",
+  NoToken: "no_token",
+  TokenInvalid: "token_invalid",
+  NotServiceAccount: "not_service_account",
+  WrongNamespace: "wrong_namespace",
+  ReviewUnavailable: "review_unavailable",
+  ShuttingDown: "shutting_down",
+};
+
+function fail(res: Response, status: number, reason: Reason, message: string): void {
+  sendError(res, status, CODE_OF[reason], message, { reason });
 }
 
 export function routesRouter(options: StreamOptions): Router {
