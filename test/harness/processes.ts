@@ -1,7 +1,8 @@
 /**
  * Child processes the harness owns: each runs in its own process group (so a shell or a
  * node loader it spawns goes with it), logs to a file, and is reaped on stop, on
- * process exit and on SIGINT/SIGTERM. Nothing is left running behind a test or a demo.
+ * process exit and on SIGINT/SIGTERM, and by a watchdog when this process is killed outright
+ * (SIGKILL: no handler of ours runs). Nothing is left running behind a test or a demo.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
@@ -38,6 +39,38 @@ export interface ManagedProcess {
 
 const live = new Set<ManagedProcess>();
 
+/**
+ * The watchdog: one small shell per harness process, reading `+pid` / `-pid` lines (a group
+ * started, a group gone) on a pipe from us. When the pipe closes, which the kernel does however
+ * we end, it kills every group still listed. Detached, so a Ctrl-C to our group does not end it
+ * before it has done its job; it exits on its own right after.
+ */
+const WATCHDOG = `
+groups=" "
+while read -r line; do
+  case "$line" in
+    +*) groups="$groups\${line#+} " ;;
+    -*) groups="$(echo "$groups" | sed "s/ \${line#-} / /")" ;;
+  esac
+done
+for pid in $groups; do kill -s KILL -- "-$pid" 2>/dev/null; done
+`;
+let watchdog: ChildProcess | undefined;
+
+function watch(line: string): void {
+  if (watchdog === undefined) {
+    watchdog = spawn("sh", ["-c", WATCHDOG], {
+      detached: true,
+      stdio: ["pipe", "ignore", "ignore"],
+    });
+    // Never keeps us alive, and a write after it is gone is not our error.
+    watchdog.unref();
+    watchdog.stdin?.on("error", () => undefined);
+    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  }
+  watchdog.stdin?.write(`${line}\n`);
+}
+
 export function startProcess(spec: ProcessSpec): ManagedProcess {
   mkdirSync(dirname(spec.logFile), { recursive: true });
   const log = createWriteStream(spec.logFile, { flags: "a" });
@@ -59,6 +92,7 @@ export function startProcess(spec: ProcessSpec): ManagedProcess {
     child.once("exit", (code, signal) => {
       isRunning = false;
       live.delete(proc);
+      watch(`-${proc.pid}`);
       log.write(`[harness] exited code=${code} signal=${signal}\n`);
       resolve({ code, signal });
     });
@@ -84,7 +118,10 @@ export function startProcess(spec: ProcessSpec): ManagedProcess {
       return exit;
     },
   };
-  if (child.pid !== undefined) live.add(proc);
+  if (child.pid !== undefined) {
+    live.add(proc);
+    watch(`+${child.pid}`);
+  }
   return proc;
 }
 
@@ -140,6 +177,15 @@ export function installExitHandlers(options: { signals: boolean }): void {
     process.on("exit", () => {
       for (const proc of live) signalGroup(proc.pid, "SIGKILL");
     });
+    // A test worker (forked by the runner, with an IPC channel) outlives a runner killed
+    // outright, waiting forever for answers: the channel closing is its cue to go. Its groups
+    // first; then itself by signal, since the runner replaces process.exit in its workers.
+    if (process.connected) {
+      process.once("disconnect", () => {
+        for (const proc of live) signalGroup(proc.pid, "SIGKILL");
+        process.kill(process.pid, "SIGKILL");
+      });
+    }
   }
   if (!options.signals || signalsInstalled) return;
   signalsInstalled = true;
