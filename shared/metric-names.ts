@@ -50,4 +50,14 @@ export const CONTROLLER_METRIC = {
   rollbackSeconds: "verso_release_rollback_seconds",
   /** counter {namespace, app} reconciles that failed (retried with backoff). */
   reconcileErrors: "verso_release_reconcile_errors_total",
+  /** gauge {namespace, app, version, strategy} 1 while the release exists. */
+  info: "verso_release_info",
+  /** gauge {namespace, app, version} the automated canary's step (1-based; 0: none). */
+  step: "verso_release_step",
+  /**
+   * gauge {namespace, app, version, gate, kind="value"|"threshold"}: the last analysis, per
+   * gate (`error_rate` percent, `p99_ms`, `p99_ratio`, `requests`): what was measured and the
+   * policy's limit (`requests`: the minimum).
+   */
+  analysis: "verso_release_analysis",
 } as const;

@@ -24,6 +24,7 @@ import { createAdmissionMetrics, createRegistry } from "../../webhook/admission/
 import { startServer, type WebhookServer } from "../../webhook/admission/server.ts";
 import { writeSelfSigned } from "../../webhook/admission/tls.ts";
 import { parseConfig } from "../../webhook/config.ts";
+import type { Phase, ReleaseStatus } from "../../webhook/controller/decide/status.ts";
 import { createReleaseMetrics } from "../../webhook/controller/io/releaseMetrics.ts";
 import { REPO_ROOT } from "../harness/paths.ts";
 import { freePort, sleep, waitFor } from "../harness/ports.ts";
@@ -331,12 +332,15 @@ describe.skipIf(!prometheusBinary())(
       const release = createReleaseMetrics(webhook.registry);
       const shopV2 = { namespace: "shop", app: "shop", version: "v2" };
       const cartV7 = { namespace: "cart", app: "cart", version: "v7" };
-      release.status(shopV2, "Progressing", 10);
+      // A status and policy as the release loop has them (only the fields the series read).
+      const status = (phase: Phase, weight: number, step?: number): ReleaseStatus =>
+        ({ phase, weight, step }) as ReleaseStatus;
+      release.status(shopV2, status("Progressing", 10, 1), undefined);
       release.measured(shopV2, {
         release: { requests: 19, errors: 0 },
         stable: { requests: 181, errors: 1 },
       });
-      release.status(cartV7, "Failed", 0);
+      release.status(cartV7, status("Failed", 0), undefined);
       release.rollback(cartV7, "ErrorRateTooHigh", 0.4);
       release.reconcileError("cart", "cart");
 

@@ -276,11 +276,7 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     } else if (out.events.length > 0) {
       await Promise.all(act(d, state, policy, out));
     }
-    deps.releaseMetrics?.status(
-      { namespace: d.namespace, app, version: d.version },
-      next.phase,
-      next.weight,
-    );
+    deps.releaseMetrics?.status({ namespace: d.namespace, app, version: d.version }, next, policy);
     if (deps.cutoffs) {
       const key = `${namespace}/${app}`;
       if (policy && policy.cutoffFailures > 0 && takesTraffic(next, policy)) {
