@@ -154,6 +154,21 @@ describe("nextState", () => {
       event: "Normal",
     },
     {
+      name: "fails with the template it failed with (the edit that broke it)",
+      prev: st({}),
+      release: { ...ready, template: "t2" },
+      analysis: an("rollback"),
+      expect: { phase: "Failed", template: "t2" },
+      event: "Warning",
+    },
+    {
+      name: "Failed, template unchanged since the failure: stays Failed",
+      prev: st({ phase: "Failed", weight: 0, reason: "RolledBack", template: "t2" }),
+      release: { ...ready, template: "t2" },
+      expect: { phase: "Failed", template: "t2" },
+      event: "none",
+    },
+    {
       name: "status of another version: starts again",
       prev: st({ version: "v1", phase: "Promoted", weight: 100 }),
       expect: { phase: "Progressing", version: "v2", step: 1 },

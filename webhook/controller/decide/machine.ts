@@ -233,8 +233,13 @@ class Run {
     });
   }
 
+  /**
+   * Failed, with the pod template it failed with: only a change after this (a fixed image)
+   * restarts it. The template it started with would also restart it for the edit that broke
+   * it (a bad env set mid-release), straight back to 100 % of a known-bad blue-green colour.
+   */
   fail(reason: StatusReason, message: string): void {
-    this.set({ phase: "Failed", weight: 0, reason, message });
+    this.set({ phase: "Failed", weight: 0, reason, message, template: this.release.template });
   }
 }
 

@@ -93,8 +93,8 @@ export interface ReleaseStatus {
   /** Release version this status belongs to; a new version starts afresh. */
   version: string;
   /**
-   * Hash of the release's pod template when it started: a template change (a fixed image)
-   * restarts a failed release. Not metadata.generation: the apiserver bumps a Deployment's
+   * Hash of the release's pod template when it started, and again when it failed: a template
+   * change after the failure (a fixed image) restarts a failed release. Not metadata.generation: the apiserver bumps a Deployment's
    * generation on annotation changes too, including our own status writes.
    */
   template: string;
