@@ -65,8 +65,27 @@ describe("nextDueAt", () => {
     },
     { name: "paused: none", in: { status: st({ phase: "Paused" }) }, expect: undefined },
     {
-      name: "manual weight progressing: none",
+      name: "fixed-weight canary taking traffic: an interval (default 1m) from its start, to measure its actual share",
       in: { status: st({ step: undefined }), policy: policy({ weight: "5" }) },
+      expect: T0 + 60_000,
+    },
+    {
+      name: "fixed-weight canary: an interval after its last measurement",
+      in: {
+        status: st({ step: undefined }),
+        policy: policy({ weight: "5", interval: "10s" }),
+        lastObservedAt: T0 + 25_000,
+      },
+      expect: T0 + 35_000,
+    },
+    {
+      name: "fixed-weight canary, not ready: none",
+      in: { status: st({ step: undefined }), policy: policy({ weight: "5" }), ready: false },
+      expect: undefined,
+    },
+    {
+      name: "fixed-weight canary at 0: none",
+      in: { status: st({ step: undefined, weight: 0 }), policy: policy({ weight: "0" }) },
       expect: undefined,
     },
     {

@@ -12,6 +12,26 @@ export const analysing = (status: ReleaseStatus | undefined, policy: ReleasePoli
   status?.phase === "Progressing" &&
   ((policy.strategy === "canary" && policy.steps !== undefined) || status.reason === "Switched");
 
+/**
+ * A canary at a fixed weight (no steps) taking traffic: nothing is judged, but its actual
+ * share is still measured each interval for `verso_release_weight{kind="actual"}`.
+ */
+export const observing = (status: ReleaseStatus | undefined, policy: ReleasePolicy): boolean =>
+  status?.phase === "Progressing" &&
+  policy.strategy === "canary" &&
+  policy.steps === undefined &&
+  status.weight > 0;
+
+/** When the next measurement of such a canary is due (epoch ms): an interval after the last. */
+export function observeDueAt(
+  status: ReleaseStatus | undefined,
+  policy: ReleasePolicy,
+  lastObservedAt: number | undefined,
+): number | undefined {
+  if (!status || !observing(status, policy)) return undefined;
+  return (lastObservedAt ?? msOf(status.startedAt, 0)) + policy.intervalMs;
+}
+
 /** When is the next analysis due (epoch ms), if one is? */
 export function analysisDueAt(
   status: ReleaseStatus | undefined,
@@ -46,6 +66,8 @@ export interface DueInput {
   othersRunning: boolean;
   /** The scale-down delay in force (scaleDownDelayOf); 0 = never scale down. */
   scaleDownDelayMs: number;
+  /** When a fixed-weight canary was last measured for its actual share (observeDueAt). */
+  lastObservedAt?: number;
 }
 
 /** Gates whose failed call is tried again an interval after its answer. */
@@ -75,6 +97,7 @@ function gateDue(status: ReleaseStatus, policy: ReleasePolicy): number[] {
  * | any, a gate called     | -                              | -     | -              | called at + timeout + 5 s (lost call)    |
  * | AwaitingGate, failed   | pre-rollout, confirm-promotion | -     | -              | answered at + interval (call again)      |
  * | Promoted               | any, scale-down on             | -     | yes            | promotedAt + scale-down delay            |
+ * | Progressing, weight > 0| canary at a fixed weight       | yes   | -              | last measured + interval (actual share)  |
  * | otherwise              |                                |       |                | none                                     |
  *
  * Readiness decides between analysis and deadline because the machine does: an unready
@@ -88,6 +111,8 @@ export function nextDueAt(input: DueInput): number | undefined {
   const deadline = Date.parse(status.lastProgressAt) + policy.progressDeadlineMs + 1;
   const analysis = analysisDueAt(status, policy);
   if (analysis !== undefined) due.push(input.ready ? analysis : deadline);
+  const observe = observeDueAt(status, policy, input.lastObservedAt);
+  if (observe !== undefined && input.ready) due.push(observe);
   if (status.phase === "Pending" && (!input.ready || status.reason === "AwaitingGate"))
     due.push(deadline);
   due.push(...gateDue(status, policy));

@@ -18,7 +18,13 @@ import { pickPolicyAnnotations, type ReleasePolicy } from "../../../shared/polic
 import { nextState, type MachineOutput, type ReleaseEvent } from "../decide/machine.ts";
 import { gatePayload, notificationOf, type ReleaseRef } from "../decide/payloads.ts";
 import { readyPodsOf, resolvePolicy, selectRelease } from "../decide/routes.ts";
-import { analysisDueAt, nextDueAt, scaleDownDelayOf, scaleDownDueAt } from "../decide/schedule.ts";
+import {
+  analysisDueAt,
+  nextDueAt,
+  observeDueAt,
+  scaleDownDelayOf,
+  scaleDownDueAt,
+} from "../decide/schedule.ts";
 import { formatStatus, type ReleaseStatus } from "../decide/status.ts";
 import type { AppState, DeploymentView } from "../decide/views.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
@@ -118,6 +124,8 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
   const written = new Map<string, { text: string; resourceVersion: bigint }>();
   /** Superseded releases already warned about, so they are not repeated. */
   const warned = new Set<string>();
+  /** When each fixed-weight canary (by uid) was last measured for its actual share. */
+  const observedAt = new Map<string, number>();
   let stopped = false;
 
   // Checked before each write, not only when a reconcile starts: leadership and the namespace
@@ -297,12 +305,19 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
       // Done: their watch events bring the cache's replicas to 0, no timer needed meanwhile.
       othersRunning = false;
     }
+    // A canary at a fixed weight is not analysed, but its actual share is still measured.
+    const observeAt = policy ? observeDueAt(next, policy, observedAt.get(d.uid)) : undefined;
+    if (policy && observeAt !== undefined && now >= observeAt && d.ready) {
+      observedAt.set(d.uid, clock.now());
+      await measure(d, state, policy);
+    } else if (observeAt === undefined) observedAt.delete(d.uid);
     return nextDueAt({
       status: next,
       policy,
       ready: d.ready,
       othersRunning,
       scaleDownDelayMs: delayMs,
+      lastObservedAt: observedAt.get(d.uid),
     });
   }
 
