@@ -11,10 +11,9 @@ import { sleep, waitFor } from "../harness/ports.ts";
 import {
   eventsFor,
   getThroughProxy,
-  openStream,
   podLoad,
-  serviceAccountToken,
   statusOf,
+  streamFor,
   waitForPhase,
   type PodLoad,
   type StatusAnnotation,
@@ -45,15 +44,7 @@ describe("controller: automated canary on real proxy traffic", () => {
     statusOf(client(), NS, name);
   const phase = (name: string, want: string, timeoutMs: number): Promise<StatusAnnotation> =>
     waitForPhase(client(), NS, name, want, timeoutMs);
-  /** The route stream for `app` as the namespace's default service account sees it. */
-  const streamOf = async (appName: string): Promise<TableStream> =>
-    openStream(
-      cluster.webhook!.url,
-      cluster.webhook!.ca.cert,
-      NS,
-      appName,
-      await serviceAccountToken(client(), NS),
-    );
+  const streamOf = (app: string): Promise<TableStream> => streamFor(cluster, NS, app);
 
   beforeAll(async () => {
     cluster = await startCluster({ crds: false, controller: true });

@@ -21,10 +21,9 @@ import { waitFor } from "../harness/ports.ts";
 import { client as grpcClient, unary, type UnaryResult } from "../process/grpc-fixture.ts";
 import {
   eventsFor,
-  openStream,
   podLoad,
-  serviceAccountToken,
   statusOf,
+  streamFor,
   waitForPhase,
   type TableStream,
 } from "./controllerFixtures.ts";
@@ -91,14 +90,7 @@ describe("controller: automated canary on real gRPC traffic", () => {
   const client = () => cluster.cp.client;
   const readyPods = async (appName: string): Promise<Pod[]> =>
     (await podsOf(client(), NS, `app.kubernetes.io/name=${appName}`)).filter(isReady);
-  const streamOf = async (appName: string): Promise<TableStream> =>
-    openStream(
-      cluster.webhook!.url,
-      cluster.webhook!.ca.cert,
-      NS,
-      appName,
-      await serviceAccountToken(client(), NS),
-    );
+  const streamOf = (app: string): Promise<TableStream> => streamFor(cluster, NS, app);
   /** Waits until every ready proxy of the app has applied `table` (or a later one). */
   const applied = async (appName: string, table: RoutingTable): Promise<void> => {
     for (const pod of await readyPods(appName)) {

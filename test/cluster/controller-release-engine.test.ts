@@ -15,10 +15,9 @@ import { waitFor } from "../harness/ports.ts";
 import {
   eventsFor,
   getThroughProxy,
-  openStream,
   podLoad,
-  serviceAccountToken,
   statusOf,
+  streamFor,
   waitForPhase,
   type PodLoad,
   type StatusAnnotation,
@@ -95,14 +94,7 @@ describe("controller: gates, notifications, blue-green automation, fast cut-off"
     statusOf(client(), NS, name);
   const phase = (name: string, want: string, timeoutMs: number): Promise<StatusAnnotation> =>
     waitForPhase(client(), NS, name, want, timeoutMs);
-  const streamOf = async (app: string): Promise<TableStream> =>
-    openStream(
-      cluster.webhook!.url,
-      cluster.webhook!.ca.cert,
-      NS,
-      app,
-      await serviceAccountToken(client(), NS),
-    );
+  const streamOf = (app: string): Promise<TableStream> => streamFor(cluster, NS, app);
   const gate = (kind: string, path: string) => ({
     [`verso.dev/webhook-${kind}`]: receiver.url + path,
   });

@@ -91,6 +91,37 @@ export interface TableStream {
   close(): void;
 }
 
+/**
+ * A `data` listener for the route stream (SSE, utf8): each complete `event: table` block's
+ * table goes to `onTable`; other events and partial blocks wait or are skipped.
+ */
+export function tableEvents(onTable: (table: RoutingTable) => void): (chunk: string) => void {
+  let buf = "";
+  return (chunk) => {
+    buf += chunk;
+    for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const data = block.split("\n").find((l) => l.startsWith("data: "));
+      if (!block.includes("event: table") || !data) continue;
+      const t = parseRoutingTableJson(data.slice(6));
+      if (t.ok) onTable(t.value);
+    }
+  };
+}
+
+/** The route stream for `app` as the default service account of `ns` sees it (stand-in cluster). */
+export async function streamFor(
+  cluster: { cp: { client: KubeClient }; webhook?: { url: string; ca: { cert: string } } },
+  ns: string,
+  app: string,
+): Promise<TableStream> {
+  const hook = cluster.webhook;
+  if (hook === undefined) throw new Error("streamFor needs the cluster's webhook");
+  const token = await serviceAccountToken(cluster.cp.client, ns);
+  return openStream(hook.url, hook.ca.cert, ns, app, token);
+}
+
 export function openStream(
   baseUrl: string,
   ca: string,
@@ -115,19 +146,11 @@ export function openStream(
         res.once("error", done);
         res.once("close", () => done(new Error("closed before the end of the stream")));
       });
-      let buf = "";
       res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        buf += chunk;
-        for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const data = block.split("\n").find((l) => l.startsWith("data: "));
-          if (!block.includes("event: table") || !data) continue;
-          const t = parseRoutingTableJson(data.slice(6));
-          if (t.ok) tables.push(t.value);
-        }
-      });
+      res.on(
+        "data",
+        tableEvents((t) => tables.push(t)),
+      );
       resolve({
         tables,
         headers: res.headers,

@@ -5,7 +5,7 @@
  */
 import { request as httpsRequest } from "node:https";
 import { afterAll, beforeAll } from "vitest";
-import { parseRoutingTableJson, type RoutingTable } from "../../shared/table.ts";
+import type { RoutingTable } from "../../shared/table.ts";
 import type { KubeClient } from "../harness/kubeClient.ts";
 import { startNodeCluster, type NodeCluster } from "../harness/node/cluster.ts";
 import { sandboxUnavailable } from "../harness/node/sandbox.ts";
@@ -13,7 +13,12 @@ import { EXAMPLES_DIR } from "../harness/paths.ts";
 import type { Pod } from "../harness/podTypes.ts";
 import { isReady } from "../harness/podStatus.ts";
 import { sleep, waitFor } from "../harness/ports.ts";
-import { serviceAccountToken, statusOf, type StatusAnnotation } from "./controllerFixtures.ts";
+import {
+  serviceAccountToken,
+  statusOf,
+  tableEvents,
+  type StatusAnnotation,
+} from "./controllerFixtures.ts";
 import { createNamespace, deployment, podsOf } from "./fixtures.ts";
 
 /** Why this machine cannot run the real node (the suite skips with it), or undefined. */
@@ -315,19 +320,11 @@ export async function routeStream(
         reject(new Error(`route stream answered ${res.statusCode}`));
         return;
       }
-      let buf = "";
       res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        buf += chunk;
-        for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const data = block.split("\n").find((l) => l.startsWith("data: "));
-          if (!block.includes("event: table") || !data) continue;
-          const t = parseRoutingTableJson(data.slice(6));
-          if (t.ok) entries.push({ at: Date.now(), table: t.value });
-        }
-      });
+      res.on(
+        "data",
+        tableEvents((table) => entries.push({ at: Date.now(), table })),
+      );
       res.on("error", () => undefined);
       resolve();
     });
