@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { sample as scrape } from "../harness/metrics.ts";
-import type { Container, ContainerStatus, Pod } from "../harness/podTypes.ts";
+import type { Container, Pod } from "../harness/podTypes.ts";
 import { waitFor } from "../harness/ports.ts";
 import { METRIC } from "../../shared/metric-names.ts";
 import { createNamespace, podsOf } from "./fixtures.ts";
@@ -17,11 +17,6 @@ import {
   sample,
   useNodeCluster,
 } from "./nodeFixtures.ts";
-
-const startedAt = (status: ContainerStatus | undefined): number =>
-  Date.parse(
-    (status?.state as { running?: { startedAt?: string } } | undefined)?.running?.startedAt ?? "",
-  );
 
 const metricsOf = async (pod: Pod): Promise<string> =>
   (await fetch(`http://${pod.status?.podIP}:15020/metrics`)).text();
@@ -63,9 +58,19 @@ describe.skipIf(NO_NODE !== undefined)(
         const proxyStatus = statuses.find((s) => s.name === "verso-proxy");
         expect(proxyStatus?.ready).toBe(true);
         expect(proxyStatus?.started).toBe(true);
-        const app = pod.status?.containerStatuses?.find((s) => s.name === "app");
-        // The kubelet starts the app only once the sidecar's startup probe passed.
-        expect(startedAt(proxyStatus)).toBeLessThanOrEqual(startedAt(app));
+        // The kubelet starts the app only once the sidecar's startup probe passed: the proxy
+        // was listening before the app wrote its first line (the container runtime's
+        // nanosecond log timestamps; containerStatuses' startedAt has whole seconds only).
+        const firstLine = async (container: string, pattern: RegExp): Promise<number> => {
+          const res = await cluster.kubectl([
+            ...["-n", "demo", "logs", pod.metadata.name, "-c", container, "--timestamps"],
+          ]);
+          const line = res.stdout.split("\n").find((l) => pattern.test(l));
+          return Date.parse(line?.split(" ")[0] ?? "");
+        };
+        const listening = await firstLine("verso-proxy", /proxy listening/);
+        const appStarted = await firstLine("app", /./);
+        expect(listening).toBeLessThan(appStarted);
         // uid 1337 on a read-only root, as the webhook asks: the kubelet ran it so.
         expect(proxy.securityContext?.runAsUser).toBe(1337);
         expect(proxy.securityContext?.readOnlyRootFilesystem).toBe(true);
