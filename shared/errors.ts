@@ -30,6 +30,8 @@ export type VersoErrorCode =
   | "CONTROLLER_CLIENT_UNSUPPORTED"
   /** The hop-key Secret exists but has no key, after making it. */
   | "CONTROLLER_HOP_KEY_MISSING"
+  /** No answer from the apiserver at start: the controller stays off, admission serves. */
+  | "CONTROLLER_NO_CLUSTER"
   | "PROMETHEUS_QUERY"
   | "WEBHOOK_CA_INVALID"
   | "WEBHOOK_CA_READ"

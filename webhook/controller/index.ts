@@ -3,6 +3,7 @@
  * plugs the route stream into the HTTPS server and starts the watches, or resolves to undefined
  * (and says why) when no cluster is reachable, so the process serves admission alone.
  */
+import { VersoError } from "../../shared/errors.ts";
 import { KubeConfig, VersionApi } from "@kubernetes/client-node";
 import type { Registry } from "prom-client";
 import { Gauge } from "prom-client";
@@ -48,7 +49,11 @@ export async function startControllerIn(host: ControllerHost): Promise<Controlle
     await Promise.race([
       kc.makeApiClient(VersionApi).getCode(),
       new Promise((_r, reject) =>
-        setTimeout(() => reject(new Error("no answer in 5s")), 5_000).unref(),
+        setTimeout(
+          () =>
+            reject(new VersoError("CONTROLLER_NO_CLUSTER", "no answer from the apiserver in 5s")),
+          5_000,
+        ).unref(),
       ),
     ]);
   } catch (error) {
