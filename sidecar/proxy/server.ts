@@ -376,7 +376,8 @@ export function createProxy(opts: ProxyOptions): Proxy {
       pool.acquire(peer.addr);
       try {
         const up = await send(peer.origin, x);
-        if (up.headers.get(HOP_HEADER) === APP_GONE && x.bodyless) {
+        // The status first: a header lookup on every forwarded answer is not free.
+        if (up.status === 503 && x.bodyless && up.headers.get(HOP_HEADER) === APP_GONE) {
           // That pod's app is gone (its proxy said so before the app saw anything): like a
           // refused connection, try the next peer. A body was spent on it: relayed as is.
           pool.release(peer.addr);
