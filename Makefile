@@ -62,6 +62,7 @@ bench: install bench-tools ## admission, proxy (HTTP and gRPC) and propagation b
 	node bench/proxy.ts
 	node bench/grpc.ts
 	node bench/propagation.ts
+	bun bench/access-log.ts > /dev/null
 
 bench-tools: ## wrk, h2load, taskset and nginx (the reference) from Debian; ghz is built from Go modules by bench/grpc.ts
 	@command -v wrk >/dev/null && command -v h2load >/dev/null && command -v taskset >/dev/null && command -v nginx >/dev/null || \
