@@ -14,6 +14,7 @@ import { subscribeRoutes } from "./config/stream-source.ts";
 import { TableStore } from "./config/store.ts";
 import { createMetrics } from "./metrics/metrics.ts";
 import { createProxy, type Proxy } from "./proxy/server.ts";
+import { createCutOff } from "./routing/cutoff.ts";
 import type { Server } from "bun";
 
 function readHopKey(cfg: Config): Buffer | undefined {
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
     log.error("cannot read the hop key file", { error });
     process.exit(2);
   }
+  const cut = createCutOff(metrics, log);
   // `proxy` is assigned below, before any table can arrive (sources start after it).
   const store = new TableStore({
     app: cfg.appName,
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
     log,
     onChange: (t) => {
       metrics.setRevision(t.revision);
+      cut.onTable(t);
       proxy.tableChanged(t);
       grpc?.tableChanged(store.grpc);
     },
@@ -86,6 +89,7 @@ async function main(): Promise<void> {
         store,
         metrics,
         log,
+        cut,
       })
     : undefined;
   grpc?.server.once("error", (error: Error) => {
@@ -105,6 +109,7 @@ async function main(): Promise<void> {
       metrics,
       log,
       accessLog,
+      cut,
     });
     admin = createAdminServer({
       listen: cfg.admin,

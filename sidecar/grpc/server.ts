@@ -14,12 +14,17 @@
  * before processing it goes to the next peer (or the local app) with every byte. Larger
  * requests are not replayed. `grpc.health.v1.Health` is always answered here: it is the
  * kubelet asking about this pod.
+ *
+ * Fast cut-off: a call's end counts for the version that served it (a 5xx-class gRPC status,
+ * see status.ts, or no answer at all, is a failure; a call the client cancelled is neither),
+ * in the same streak as the HTTP listener's, so a release failing either way is cut for both.
  */
 import http2 from "node:http2";
 import type { Logger } from "../../shared/log.ts";
 import type { TableStore } from "../config/store.ts";
 import type { ProxyMetrics } from "../metrics/metrics.ts";
 import type { CompiledTable, Peer } from "../routing/compile.ts";
+import type { CutOff } from "../routing/cutoff.ts";
 import { decide, viewOf, withoutHopKey, type Decision } from "../routing/decide.ts";
 import { HOP_HEADER } from "../routing/hop.ts";
 import { PeerPool } from "../proxy/peers.ts";
@@ -35,6 +40,8 @@ export interface GrpcProxyOptions {
   store: TableStore;
   metrics: ProxyMetrics;
   log: Logger;
+  /** The pod's fast cut-off, shared with the HTTP listener (proxy/server.ts). */
+  cut: CutOff;
   roll?: () => number;
 }
 
@@ -101,7 +108,7 @@ function unprocessed(
 }
 
 export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
-  const { store, metrics, log } = opts;
+  const { store, metrics, log, cut } = opts;
   const roll = opts.roll ?? Math.random;
   const appOrigin = `http://${opts.app.host}:${opts.app.port}`;
   const sessions = new SessionPool();
@@ -110,7 +117,7 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
 
   function route(path: string, h: http2.IncomingHttpHeaders, hopValid: boolean): Decision {
     if (path.startsWith(HEALTH_PREFIX)) return { serve: "local", reason: "health" };
-    const d = decide(viewOf(path, h, hopValid), store.grpc, opts.version, roll);
+    const d = decide(viewOf(path, h, hopValid), store.grpc, opts.version, roll, cut.active);
     return store.hop.hasKey() ? d : withoutHopKey(d);
   }
 
@@ -128,6 +135,8 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
     let clientEnded = false;
     let up: http2.ClientHttp2Stream | undefined;
     let local = false;
+    /** The version the current attempt went to; undefined for health checks (not the app's). */
+    let servedBy: string | undefined;
     let done = false;
     let trailers: http2.OutgoingHttpHeaders | undefined;
     const tried = new Set<string>();
@@ -137,6 +146,8 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
       if (done) return;
       done = true;
       clearTimeout(deadline);
+      if (code !== undefined && servedBy !== undefined)
+        cut.record(servedBy, grpcCodeClass(code) === "5xx");
       // Counted where served; a call the client cancelled is nobody's error (as for HTTP).
       if (local && code !== undefined) {
         const source = hopValid ? "forwarded" : "local";
@@ -232,6 +243,7 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
         metrics.fellBack(d.fallback);
       }
       local = peer === undefined;
+      servedBy = path.startsWith(HEALTH_PREFIX) ? undefined : (peer?.version ?? opts.version);
       let u: http2.ClientHttp2Stream;
       try {
         u = sessions.get(peer?.origin ?? appOrigin).request(upHeaders, { endStream: false });
@@ -273,6 +285,9 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
       metrics.upstreamError(why === "connect" ? `${side}-connect` : `${side}-reset`);
       if (why !== undefined && replayable) {
         if (peer) {
+          // The peer never answered: a failure of its version, as for HTTP (the retry's own
+          // answer is counted where it ends).
+          cut.record(peer.version, true);
           if (why === "connect") pool.markDown(peer.addr, Date.now());
           tried.add(peer.addr);
           return attempt();

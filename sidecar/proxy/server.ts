@@ -20,7 +20,7 @@ import {
   type UpstreamErrorKind,
 } from "../metrics/metrics.ts";
 import type { CompiledTable, Peer } from "../routing/compile.ts";
-import { CutOff } from "../routing/cutoff.ts";
+import type { CutOff } from "../routing/cutoff.ts";
 import {
   decide,
   viewOf,
@@ -63,6 +63,12 @@ export interface ProxyOptions {
   roll?: () => number;
   /** Undefined: no access log, and nothing is built for one per request. */
   accessLog?: AccessLog;
+  /**
+   * The pod's fast cut-off, shared with the gRPC listener: a release failing over HTTP is cut
+   * for gRPC calls too, and the other way round (one streak per proxy, one metric). main.ts
+   * feeds it every table.
+   */
+  cut: CutOff;
 }
 
 export interface Proxy {
@@ -151,13 +157,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
   const fetchTimeout = opts.idleTimeoutMs > 0 ? opts.idleTimeoutMs : false;
   let draining = false;
   let warnedNoKey = false;
-  const cut = new CutOff({
-    cutOff(version, on) {
-      metrics.cutOff(version, on);
-      if (on) log.warn("release cut off after consecutive failures: stable serves", { version });
-    },
-  });
-  cut.onTable(store.current);
+  const cut = opts.cut;
 
   /** decide(), except that without a hop key nothing can be forwarded (withoutHopKey). */
   function route(path: string, headers: Headers, hopValid: boolean): Decision {
@@ -485,7 +485,6 @@ export function createProxy(opts: ProxyOptions): Proxy {
     server,
     inFlight: () => server.pendingRequests + server.pendingWebSockets,
     tableChanged(table) {
-      cut.onTable(table);
       const addrs = new Set<string>();
       for (const list of table.peers.values()) for (const p of list) addrs.add(p.addr);
       pool.retain(addrs);

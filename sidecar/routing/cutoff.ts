@@ -8,6 +8,7 @@
  * holds until the table no longer sends the version anything (weight 0, no rules: the
  * controller has rolled back or restarted the release) or names another release.
  */
+import type { Logger } from "../../shared/log.ts";
 import type { CompiledTable } from "./compile.ts";
 
 export interface CutOffSink {
@@ -59,4 +60,17 @@ export class CutOff {
       this.sink.cutOff(version, true);
     }
   }
+}
+
+/** The proxy's cut-off: reported on its metrics and, when it trips, in its log. */
+export function createCutOff(
+  metrics: { cutOff(version: string, on: boolean): void },
+  log: Logger,
+): CutOff {
+  return new CutOff({
+    cutOff(version, on) {
+      metrics.cutOff(version, on);
+      if (on) log.warn("release cut off after consecutive failures: stable serves", { version });
+    },
+  });
 }

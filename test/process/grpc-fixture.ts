@@ -2,7 +2,8 @@
  * Real gRPC pods for the sidecar's gRPC suites: a `@grpc/grpc-js` server per version (in the
  * test process) and clients. Messages are raw bytes (no protobuf needed to prove a proxy):
  *   /verso.test.Echo/Unary   answers `<version>:<request>`; a request `status:N` fails with N,
- *                            `sleep:MS` answers after MS (and records a cancellation)
+ *                            `sleep:MS` answers after MS (and records a cancellation);
+ *                            every call fails with `failWith` while a test sets it
  *   /verso.test.Echo/Down    server streaming: the request is a byte count, sent in 64 KiB messages
  *   /verso.test.Echo/Up      client streaming: answers the byte count it received
  *   /verso.test.Echo/Bidi    echoes every message as it arrives
@@ -37,6 +38,8 @@ export interface GrpcApp {
   /** Calls the app saw cancelled (by a client reset or a deadline). */
   cancelled: number;
   calls: number;
+  /** Set: every Unary call fails with this status (a release gone bad); unset: it answers. */
+  failWith?: number;
   close(): Promise<void>;
 }
 
@@ -71,6 +74,8 @@ export async function startGrpcApp(
   server.addService(ECHO, {
     Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       app.calls++;
+      if (app.failWith !== undefined)
+        return cb({ code: app.failWith, details: `${version} is failing (failWith)` });
       const text = call.request.toString();
       const status = /^status:(\d+)$/.exec(text);
       if (status) return cb({ code: Number(status[1]), details: `${version} failed on purpose` });

@@ -441,4 +441,45 @@ describe("gRPC: failures", () => {
       await lone.proc.stop();
     }
   });
+
+  it("a release failing every call is cut off at the 5th failure in a row: 0 % on it within 1 s, for HTTP too", async () => {
+    const CUTOFF = 5;
+    await route({ version: "v2", strategy: "canary", weight: 50, cutoffFailures: CUTOFF });
+    pods[1].grpc.failWith = grpc.status.INTERNAL;
+    const c = client(H1, pods[0].grpcPort);
+    try {
+      const results: { body: string | undefined; code: number; at: number }[] = [];
+      const call = async () => ({ ...(await unary(c, "cut")), at: performance.now() });
+      // Bounded: at most 600 calls, 10 at a time, for at most 20 s.
+      const until = Date.now() + 20_000;
+      while (results.length < 600 && Date.now() < until)
+        results.push(...(await Promise.all(Array.from({ length: 10 }, call))));
+      const byEnd = [...results].sort((a, b) => a.at - b.at);
+      // v2's failures carry its details; every success is v1's body.
+      const fromV2 = byEnd.filter((r) => r.code !== 0);
+      expect(fromV2.every((r) => r.code === grpc.status.INTERNAL)).toBe(true);
+      const fifth = fromV2[CUTOFF - 1];
+      expect(fifth, "v2 got at least 5 calls before the cut").toBeDefined();
+      const last = fromV2.at(-1)!;
+      const cutMs = last.at - fifth!.at;
+      console.log(
+        `grpc cut-off: ${fromV2.length} calls failed on v2; last one ${cutMs.toFixed(1)} ms after the 5th failure; ${results.length - fromV2.length} served by v1`,
+      );
+      expect(cutMs).toBeLessThanOrEqual(1_000);
+      const after = byEnd.filter((r) => r.at > last.at);
+      expect(after.length).toBeGreaterThan(100);
+      expect(after.every((r) => r.code === 0 && r.body?.startsWith("v1:"))).toBe(true);
+      const text = await pods[0].proxy.metrics();
+      expect(sample(text, "verso_release_cutoff", { version: "v2" })).toBe(1);
+      // One cut per proxy: its HTTP listener sends the release nothing either.
+      for (let i = 0; i < 20; i++) {
+        const res = await get(`${pods[0].proxy.url}/`);
+        expect(res.version).toBe("v1");
+      }
+    } finally {
+      c.close();
+      delete pods[1].grpc.failWith;
+      await route({ version: "v2", strategy: "canary", weight: 0, cutoffFailures: CUTOFF });
+    }
+  });
 });
