@@ -16,6 +16,7 @@ export type StreamRefusalCode =
   | "not_service_account"
   | "wrong_namespace"
   | "review_unavailable"
+  | "review_busy"
   | "shutting_down";
 
 export type ErrorAnswerCode = RejectCode | StreamRefusalCode | "not_ready" | "internal_error";

@@ -84,6 +84,7 @@ const CODE_OF: Record<Reason, StreamRefusalCode> = {
   NotServiceAccount: "not_service_account",
   WrongNamespace: "wrong_namespace",
   ReviewUnavailable: "review_unavailable",
+  ReviewBusy: "review_busy",
   ShuttingDown: "shutting_down",
 };
 

@@ -178,4 +178,35 @@ describe("TokenReview cache", () => {
     }
     expect(r.calls).toEqual([]);
   });
+
+  it("runs at most maxInFlight reviews at once, queues maxQueued, tells the rest review_busy", async () => {
+    const gates: (() => void)[] = [];
+    let running = 0;
+    let peak = 0;
+    const review = async (): Promise<ReviewAnswer> => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise<void>((go) => gates.push(go));
+      running--;
+      return SHOP;
+    };
+    const auth = createAuthenticator(review, { maxInFlight: 4, maxQueued: 8 });
+    const results = Array.from({ length: 20 }, (_, i) => auth.authenticate(`Bearer t-${i}`));
+    // The 8 past the queue are refused at once, without a review.
+    const settled = await Promise.all(results.slice(12));
+    for (const r of settled) {
+      expect(r).toMatchObject({ ok: false, failure: { status: 503, reason: "ReviewBusy" } });
+    }
+    // The same token as one in flight joins it rather than taking a place.
+    const again = auth.authenticate("Bearer t-0");
+    expect(gates.length).toBe(4);
+    while (gates.length > 0 || running > 0) {
+      gates.splice(0).forEach((go) => go());
+      await new Promise((r) => setImmediate(r));
+    }
+    for (const r of await Promise.all([...results.slice(0, 12), again])) {
+      expect(r).toMatchObject({ ok: true });
+    }
+    expect(peak).toBe(4);
+  });
 });

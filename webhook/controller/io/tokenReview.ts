@@ -4,6 +4,11 @@
  * token itself) for a short while, so a reconnect storm costs one review per pod; the cache is
  * bounded by dropping expired and then oldest entries, never by emptying it (which would turn
  * one new token into a review for every pod).
+ *
+ * Reviews of distinct tokens run at most `maxInFlight` at a time, with at most `maxQueued`
+ * waiting: a flood of made-up tokens on the open stream port cannot turn into a flood of
+ * TokenReviews on the apiserver. Past the queue a caller is told 503 review_busy at once; the
+ * proxies' stream clients reconnect with backoff, so a restart storm of many pods drains.
  */
 import { createHash } from "node:crypto";
 import { TOKEN_AUDIENCE } from "../../../shared/pod-env.ts";
@@ -22,7 +27,7 @@ export type Caller = { namespace: string; serviceAccount: string };
 
 export type AuthFailure = {
   status: 401 | 403 | 503;
-  reason: "NoToken" | "TokenInvalid" | "NotServiceAccount" | "ReviewUnavailable";
+  reason: "NoToken" | "TokenInvalid" | "NotServiceAccount" | "ReviewUnavailable" | "ReviewBusy";
   message: string;
 };
 
@@ -111,15 +116,55 @@ function createCache(max: number) {
   };
 }
 
+/** At most `max` tasks at once and `queue` waiting; `undefined` from `run` when both are full. */
+function createLimiter(max: number, queue: number) {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  };
+  return {
+    run<T>(task: () => Promise<T>): Promise<T> | undefined {
+      if (running < max) running++;
+      else if (waiting.length >= queue) return undefined;
+      else {
+        // The slot is handed over by `release` without dropping `running`.
+        return new Promise<void>((go) => waiting.push(go)).then(() => task().finally(release));
+      }
+      return task().finally(release);
+    },
+  };
+}
+
+export interface AuthenticatorOptions {
+  /** How long a caller's answer is reused (30 s). */
+  ttlMs?: number;
+  /** How long a refusal is reused (5 s). */
+  negativeTtlMs?: number;
+  now?: () => number;
+  /** Answers held (10,000). */
+  maxEntries?: number;
+  /** TokenReviews of distinct tokens at once (16). */
+  maxInFlight?: number;
+  /** Reviews waiting for a slot before callers are told review_busy (1,000). */
+  maxQueued?: number;
+}
+
 export function createAuthenticator(
   review: ReviewFn,
-  options: { ttlMs?: number; negativeTtlMs?: number; now?: () => number; maxEntries?: number } = {},
+  options: AuthenticatorOptions = {},
 ): Authenticator {
   const ttl = options.ttlMs ?? 30_000;
   const negativeTtl = options.negativeTtlMs ?? 5_000;
   const now = options.now ?? Date.now;
   const cache = createCache(Math.max(1, options.maxEntries ?? 10_000));
   const inflight = new Map<string, Promise<AuthResult>>();
+  const limiter = createLimiter(
+    Math.max(1, options.maxInFlight ?? 16),
+    Math.max(0, options.maxQueued ?? 1_000),
+  );
 
   return {
     cached: cache.size,
@@ -137,7 +182,7 @@ export function createAuthenticator(
       if (hit) return hit;
       const pending = inflight.get(key);
       if (pending) return pending;
-      const p = (async (): Promise<AuthResult> => {
+      const p = limiter.run(async (): Promise<AuthResult> => {
         try {
           const result = judge(await review(token, [TOKEN_AUDIENCE]));
           const at = now();
@@ -153,7 +198,10 @@ export function createAuthenticator(
         } finally {
           inflight.delete(key);
         }
-      })();
+      });
+      if (!p) {
+        return refuse(503, "ReviewBusy", "too many token reviews in progress; retry shortly");
+      }
       inflight.set(key, p);
       return p;
     },
