@@ -18,6 +18,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "../ports.ts";
 import { startProcess, type ManagedProcess, type ProcessSpec } from "../processes.ts";
+import { run as must } from "./images/host.ts";
 import { MAX_SLOT, nodeNetwork, type NodeNetwork } from "./network.ts";
 
 const SANDBOX_SH = join(dirname(fileURLToPath(import.meta.url)), "sandbox.sh");
@@ -52,12 +53,6 @@ export function sandboxUnavailable(): string | undefined {
 function run(command: string, args: string[]): { code: number; stdout: string; stderr: string } {
   const res = spawnSync(command, args, { encoding: "utf8" });
   return { code: res.status ?? 1, stdout: res.stdout ?? "", stderr: res.stderr ?? "" };
-}
-
-function must(command: string, args: string[]): string {
-  const res = run(command, args);
-  if (res.code !== 0) throw new Error(`${command} ${args.join(" ")}: ${res.stderr.trim()}`);
-  return res.stdout;
 }
 
 /** The cgroup v1 hierarchies (the v2 one, `unified`, is not the kubelet's here). */
