@@ -60,9 +60,16 @@ export const ANNOTATION = {
   // blue-green automation (Deployment)
   autoPromote: "verso.dev/auto-promote",
   postSwitchWindow: "verso.dev/post-switch-window",
+  /** Blue-green automation: analysis intervals of the matched traffic the preview must pass. */
+  previewAnalysis: "verso.dev/preview-analysis",
   scaleDownDelay: "verso.dev/scale-down-delay",
   // gates and notifications (Deployment); one `verso.dev/webhook-<kind>` per gate kind
   webhookTimeout: "verso.dev/webhook-timeout",
+  /**
+   * The name of a ConfigMap (the Deployment's namespace) whose `data` declares gates: keys are
+   * gate kinds (`pre-rollout: URL`) plus `timeout`; a `verso.dev/webhook-*` annotation wins.
+   */
+  gatesConfigMap: "verso.dev/gates-configmap",
   notifyUrl: "verso.dev/notify-url",
   // manual control (Deployment)
   paused: "verso.dev/paused",

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { parsePolicy, type PolicyErrorCode, type ReleasePolicy } from "./policy.ts";
+import {
+  parsePolicy,
+  withGatesConfigMap,
+  type PolicyErrorCode,
+  type ReleasePolicy,
+} from "./policy.ts";
 
 const A = (o: Record<string, string>): Record<string, string> =>
   Object.fromEntries(Object.entries(o).map(([k, v]) => [`verso.dev/${k}`, v]));
@@ -181,12 +186,24 @@ describe("parsePolicy: valid", () => {
         notifyUrl: "http://127.0.0.1:9000/notify",
       },
     },
+    {
+      name: "blue-green preview analysis: 3 intervals of the matched traffic",
+      in: { strategy: "blue-green", "auto-promote": "true", "preview-analysis": " 3 " },
+      expect: { autoPromote: true, previewAnalysis: 3 },
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
       const r = parsePolicy(A(c.in));
       expect(r.ok).toBe(true);
       if (r.ok) expect(r.value).toMatchObject(c.expect);
+    });
+  }
+  for (const raw of [undefined, "0"]) {
+    it(`preview analysis ${raw === undefined ? "absent" : `"${raw}"`}: off`, () => {
+      const more: Record<string, string> = raw === undefined ? {} : { "preview-analysis": raw };
+      const r = parsePolicy(A({ strategy: "blue-green", "auto-promote": "true", ...more }));
+      expect(r.ok && r.value.previewAnalysis).toBeUndefined();
     });
   }
 });
@@ -296,6 +313,11 @@ describe("parsePolicy: invalid", () => {
       in: { strategy: "canary", "webhook-rollout": "ftp://x/y", "notify-url": "slack" },
       codes: ["POLICY_URL", "POLICY_URL"],
     },
+    ...["-1", "1.5", "three", ""].map((v) => ({
+      name: `preview analysis ${JSON.stringify(v)}`,
+      in: { strategy: "blue-green", "auto-promote": "true", "preview-analysis": v },
+      codes: ["POLICY_NUMBER" as const],
+    })),
     {
       name: "several at once",
       in: { strategy: "canary", weight: "140", interval: "soon" },
@@ -310,6 +332,121 @@ describe("parsePolicy: invalid", () => {
         expect(r.error.map((e) => e.code).sort()).toEqual([...c.codes].sort());
         for (const e of r.error) expect(e.message.startsWith(e.annotation)).toBe(true);
       }
+    });
+  }
+});
+
+describe("withGatesConfigMap: gates declared in the ConfigMap a Deployment names", () => {
+  const ok = "https://gates.example/ok";
+  const configMaps: Record<string, Record<string, string>> = {
+    gates: { "pre-rollout": ok, "confirm-promotion": "http://approve.example/shop", timeout: "5s" },
+    empty: {},
+    unknown: { "pre-rollout": ok, "pre-rolout": ok },
+    ftp: { rollout: "ftp://gates.example/x" },
+    "bad-timeout": { timeout: "soon" },
+  };
+  const lookup = (name: string): Record<string, string> | undefined => configMaps[name];
+  const valid: {
+    name: string;
+    in: Record<string, string>;
+    webhooks: ReleasePolicy["webhooks"];
+    timeoutMs: number;
+  }[] = [
+    {
+      name: "gate kinds and timeout from the ConfigMap",
+      in: { "gates-configmap": "gates" },
+      webhooks: { "pre-rollout": ok, "confirm-promotion": "http://approve.example/shop" },
+      timeoutMs: 5_000,
+    },
+    {
+      name: "an annotation wins over the ConfigMap for the same kind (and the timeout)",
+      in: {
+        "gates-configmap": "gates",
+        "webhook-pre-rollout": "https://own.example/pre",
+        "webhook-timeout": "20s",
+      },
+      webhooks: {
+        "pre-rollout": "https://own.example/pre",
+        "confirm-promotion": "http://approve.example/shop",
+      },
+      timeoutMs: 20_000,
+    },
+    {
+      name: "annotations and the ConfigMap add up, kind by kind",
+      in: { "gates-configmap": " gates ", "webhook-rollback": "https://own.example/rb" },
+      webhooks: {
+        "pre-rollout": ok,
+        "confirm-promotion": "http://approve.example/shop",
+        rollback: "https://own.example/rb",
+      },
+      timeoutMs: 5_000,
+    },
+    {
+      name: "an empty ConfigMap declares nothing",
+      in: { "gates-configmap": "empty" },
+      webhooks: {},
+      timeoutMs: 10_000,
+    },
+    { name: "no annotation: nothing looked up", in: {}, webhooks: {}, timeoutMs: 10_000 },
+  ];
+  for (const c of valid) {
+    it(c.name, () => {
+      const merged = withGatesConfigMap(A({ strategy: "canary", ...c.in }), lookup);
+      expect(merged.errors).toEqual([]);
+      const r = parsePolicy(merged.annotations);
+      expect(r.ok).toBe(true);
+      if (r.ok) {
+        expect(r.value.webhooks).toEqual(c.webhooks);
+        expect(r.value.webhookTimeoutMs).toBe(c.timeoutMs);
+      }
+    });
+  }
+
+  const invalid: { name: string; configMap: string; codes: PolicyErrorCode[]; says: string[] }[] = [
+    {
+      name: "no such ConfigMap",
+      configMap: "missing",
+      codes: ["POLICY_CONFIGMAP"],
+      says: ['ConfigMap "missing" not found'],
+    },
+    {
+      name: "a name no ConfigMap can have",
+      configMap: "Shop_Gates",
+      codes: ["POLICY_CONFIGMAP"],
+      says: ['"Shop_Gates" is not a ConfigMap name'],
+    },
+    {
+      name: "an unknown key, named with its ConfigMap",
+      configMap: "unknown",
+      codes: ["POLICY_CONFIGMAP"],
+      says: ['ConfigMap "unknown" key "pre-rolout" is unknown', "pre-rollout, smoke-test"],
+    },
+    {
+      name: "a gate URL that is not http(s)",
+      configMap: "ftp",
+      codes: ["POLICY_URL"],
+      says: ['ConfigMap "ftp" key rollout: "ftp://gates.example/x": use an http:// or https://'],
+    },
+    {
+      name: "a timeout that is not a duration",
+      configMap: "bad-timeout",
+      codes: ["POLICY_DURATION"],
+      says: ['ConfigMap "bad-timeout" key timeout'],
+    },
+  ];
+  for (const c of invalid) {
+    it(c.name, () => {
+      const own = A({ strategy: "canary", "gates-configmap": c.configMap });
+      const merged = withGatesConfigMap(own, lookup);
+      expect(merged.errors.map((e) => e.code)).toEqual(c.codes);
+      for (const e of merged.errors) {
+        expect(e.annotation).toBe("verso.dev/gates-configmap");
+        expect(e.message.startsWith("verso.dev/gates-configmap: ")).toBe(true);
+      }
+      const text = merged.errors.map((e) => e.message).join("; ");
+      for (const s of c.says) expect(text).toContain(s);
+      // Nothing from a bad ConfigMap is used, not even its valid entries.
+      expect(merged.annotations).toEqual(own);
     });
   }
 });

@@ -25,6 +25,8 @@ export type PolicyErrorCode =
   | "POLICY_PERCENT"
   | "POLICY_NUMBER"
   | "POLICY_URL"
+  /** `verso.dev/gates-configmap`: a bad name, no such ConfigMap, or a key it may not hold. */
+  | "POLICY_CONFIGMAP"
   | "POLICY_CHOICE";
 
 export interface PolicyError {
@@ -90,6 +92,12 @@ export interface ReleasePolicy {
   autoPromote: boolean;
   /** Blue-green: how long the release is analysed after the switch (default interval x 3). */
   postSwitchWindowMs: number;
+  /**
+   * Blue-green with `autoPromote`: analysis intervals of the preview's matched traffic that
+   * must pass before the confirm-promotion gate and the switch (`verso.dev/preview-analysis`);
+   * absent (or 0): no preview analysis.
+   */
+  previewAnalysis?: number;
   /** Per-release `--scale-down-delay`; absent: the controller's flag. */
   scaleDownDelayMs?: number;
   /** Gate URLs by kind (`verso.dev/webhook-<kind>`). */
@@ -139,8 +147,10 @@ export const POLICY_ANNOTATIONS = [
   ANNOTATION.cutoffFailures,
   ANNOTATION.autoPromote,
   ANNOTATION.postSwitchWindow,
+  ANNOTATION.previewAnalysis,
   ANNOTATION.scaleDownDelay,
   ANNOTATION.webhookTimeout,
+  ANNOTATION.gatesConfigMap,
   ANNOTATION.notifyUrl,
   ...GATE_KINDS.map(webhookAnnotation),
 ] as const;
@@ -547,6 +557,13 @@ function parseReleaseEngine(
   policy.postSwitchWindowMs =
     parseMs(a(ANNOTATION.postSwitchWindow), ANNOTATION.postSwitchWindow, undefined, errors) ??
     policy.intervalMs * POST_SWITCH_INTERVALS;
+  const preview = number(
+    ANNOTATION.previewAnalysis,
+    "POLICY_NUMBER",
+    WHOLE,
+    'use a whole number of analysis intervals, e.g. "3"; "0" disables',
+  );
+  if (preview !== undefined && preview > 0) policy.previewAnalysis = preview;
   const scaleDownRaw = a(ANNOTATION.scaleDownDelay);
   if (scaleDownRaw !== undefined) {
     const d = parseDuration(scaleDownRaw);
@@ -567,4 +584,89 @@ function parseReleaseEngine(
     const url = parseUrl(notify, ANNOTATION.notifyUrl, errors);
     if (url !== undefined) policy.notifyUrl = url;
   }
+}
+
+/** The data of a ConfigMap by name (the Deployment's namespace); undefined: there is none. */
+export type ConfigMapLookup = (name: string) => Readonly<Record<string, string>> | undefined;
+
+/** `verso.dev/gates-configmap`'s ConfigMap: besides the gate kinds, this key sets the timeout. */
+export const GATES_CONFIGMAP_TIMEOUT_KEY = "timeout";
+
+/** A ConfigMap name: a DNS subdomain (lowercase alphanumerics, `-` and `.`, at most 253). */
+const CONFIGMAP_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/**
+ * A Deployment's annotations with the gates of the ConfigMap it names in
+ * `verso.dev/gates-configmap` folded in, as the annotations they stand for: data key
+ * `pre-rollout` (any gate kind) -> `verso.dev/webhook-pre-rollout`, `timeout` ->
+ * `verso.dev/webhook-timeout`. An annotation on the Deployment wins over the ConfigMap for the
+ * same kind. Pure: the ConfigMap's data comes from `lookup`. Every entry is checked (a gate
+ * URL http(s) only, the timeout a duration, no other key), even one an annotation overrides;
+ * on any problem the annotations come back as they were (no ConfigMap gate), with the problems.
+ * No `verso.dev/gates-configmap`: the annotations as they were, no problem.
+ */
+export function withGatesConfigMap(
+  annotations: Annotations,
+  lookup: ConfigMapLookup,
+): { annotations: Record<string, string>; errors: PolicyError[] } {
+  const own: Record<string, string> = {};
+  for (const [k, v] of Object.entries(annotations)) if (v !== undefined) own[k] = v;
+  const raw = own[ANNOTATION.gatesConfigMap];
+  if (raw === undefined) return { annotations: own, errors: [] };
+  const key = ANNOTATION.gatesConfigMap;
+  const name = raw.trim();
+  const fail = (message: string) => ({
+    annotations: own,
+    errors: [problem("POLICY_CONFIGMAP", key, message)],
+  });
+  if (!CONFIGMAP_NAME.test(name)) {
+    return fail(
+      `${JSON.stringify(raw)} is not a ConfigMap name: use lowercase letters, digits, "-" and "." (e.g. "shop-gates")`,
+    );
+  }
+  const data = lookup(name);
+  if (data === undefined) {
+    return fail(
+      `ConfigMap ${JSON.stringify(name)} not found in the Deployment's namespace; create it or remove the annotation`,
+    );
+  }
+  const errors: PolicyError[] = [];
+  const merged: Record<string, string> = {};
+  const where = `ConfigMap ${JSON.stringify(name)} key`;
+  const allowed = [...GATE_KINDS, GATES_CONFIGMAP_TIMEOUT_KEY].join(", ");
+  for (const [k, value] of Object.entries(data).sort(([a], [b]) => a.localeCompare(b))) {
+    if (k === GATES_CONFIGMAP_TIMEOUT_KEY) {
+      const d = parseDuration(value);
+      if (!d.ok || d.value <= 0) {
+        const why = d.ok ? "must be above 0" : d.error;
+        errors.push(problem("POLICY_DURATION", key, `${where} ${k}: ${why}`));
+      } else merged[ANNOTATION.webhookTimeout] = value;
+      continue;
+    }
+    const kind = GATE_KINDS.find((g) => g === k);
+    if (kind === undefined) {
+      errors.push(
+        problem(
+          "POLICY_CONFIGMAP",
+          key,
+          `${where} ${JSON.stringify(k)} is unknown: use ${allowed}`,
+        ),
+      );
+      continue;
+    }
+    if (parseUrl(value, `${where} ${k}`, errors) !== undefined) {
+      merged[webhookAnnotation(kind)] = value;
+    }
+  }
+  if (errors.length > 0) {
+    // parseUrl names the key alone: say which annotation brought the ConfigMap in.
+    for (const e of errors) {
+      if (e.annotation !== key) {
+        e.annotation = key;
+        e.message = `${key}: ${e.message}`;
+      }
+    }
+    return { annotations: own, errors };
+  }
+  return { annotations: { ...merged, ...own }, errors: [] };
 }

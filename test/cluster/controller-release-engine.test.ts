@@ -2,8 +2,9 @@
  * The release engine on a real apiserver with real proxies and traffic: gates called from the
  * controller to a real HTTP receiver on 127.0.0.1 (which also gets the notifications), a
  * confirm-promotion gate holding the last step, blue-green automation (a failing smoke test;
- * a switch, then a switch back on failure), and the proxies' fast cut-off. Four apps run their
- * releases side by side, as they would in a cluster; every load loop is bounded.
+ * a switch, then a switch back on failure; a preview analysis that fails on matched requests),
+ * and the proxies' fast cut-off. Four apps run their releases side by side, as they would in a
+ * cluster (the preview analysis brings a fifth of its own); every load loop is bounded.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABEL } from "../../shared/annotations.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { isReady } from "../harness/podStatus.ts";
+import type { Pod } from "../harness/podTypes.ts";
 import { waitFor } from "../harness/ports.ts";
 import {
   eventsFor,
@@ -73,6 +75,15 @@ function startReceiver(): Promise<{
     });
   });
 }
+
+/** One GET through the pod's proxy that `verso.dev/match: header:x-preview=1` sends to the release. */
+const getMatched = (pod: Pod): Promise<unknown> =>
+  fetch(`http://${pod.status?.podIP}:15006/`, {
+    headers: { "x-preview": "1" },
+    signal: AbortSignal.timeout(3_000),
+  })
+    .then((r) => r.arrayBuffer())
+    .catch(() => undefined);
 
 /** A port nothing listens on: a notification endpoint that always fails. */
 async function deadUrl(): Promise<string> {
@@ -331,5 +342,143 @@ describe("controller: gates, notifications, blue-green automation, fast cut-off"
     process.stdout.write(
       `rollback written after the signal: cut-off ${(line("CutOff", "sum") * 1000).toFixed(0)} ms, smoke-test gate ${(line("GateFailed", "sum") * 1000).toFixed(0)} ms\n`,
     );
+  });
+
+  it("a gate declared only in a ConfigMap is called, follows the ConfigMap's changes, and the last good policy stays when it goes bad", async () => {
+    const ns = "engine-cm";
+    const name = "gated-v2";
+    const cms = `/api/v1/namespaces/${ns}/configmaps`;
+    await createNamespace(client(), ns, { [LABEL.injection]: "enabled" });
+    await client().create(cms, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "gates" },
+      data: { "pre-rollout": `${receiver.url}/gate/smoke-fail`, timeout: "5s" },
+    });
+    await client().create(
+      `/apis/apps/v1/namespaces/${ns}/deployments`,
+      deployment(name, "v2", 1, {
+        app: "gated",
+        annotations: {
+          "verso.dev/strategy": "canary",
+          "verso.dev/steps": "50",
+          "verso.dev/interval": "2s",
+          "verso.dev/gates-configmap": "gates",
+        },
+      }),
+    );
+    const calls = (path: string) =>
+      receiver.received.filter((r) => r.path === path && r.body.name === name);
+    const called = (path: string) =>
+      waitFor(`a call to ${path}`, async () => calls(path)[0], 20_000, 100);
+    const policyInvalid = (says: string) =>
+      waitFor(
+        `PolicyInvalid: ${says}`,
+        async () =>
+          (await eventsFor(client(), ns, name)).find(
+            (e) => e.reason === "PolicyInvalid" && e.message.includes(says),
+          ),
+        10_000,
+        100,
+      );
+
+    // Declared nowhere but in the ConfigMap: called, refused, the release held before traffic.
+    expect((await called("/gate/smoke-fail")).body.type).toBe("pre-rollout");
+    expect(await statusOf(client(), ns, name)).toMatchObject({
+      phase: "Pending",
+      reason: "AwaitingGate",
+    });
+    // Applied just before the Deployment, the ConfigMap was never taken for missing.
+    const early = await eventsFor(client(), ns, name);
+    expect(early.filter((e) => e.reason === "PolicyInvalid")).toEqual([]);
+    // Pointed elsewhere: the next call goes there, passes, and the release starts.
+    await client().patch(`${cms}/gates`, { data: { "pre-rollout": `${receiver.url}/gate/cm-ok` } });
+    expect((await called("/gate/cm-ok")).body.type).toBe("pre-rollout");
+    const started = await waitFor(
+      `${name} started`,
+      async () => {
+        const s = await statusOf(client(), ns, name);
+        return s && s.phase !== "Pending" ? s : undefined;
+      },
+      10_000,
+      100,
+    );
+    expect(started.phase).not.toBe("Failed");
+
+    // An unknown key, then no ConfigMap at all: each a Warning naming why, the policy kept.
+    await client().patch(`${cms}/gates`, { data: { "pre-rolout": "https://typo.example" } });
+    const unknown = await policyInvalid('ConfigMap "gates" key "pre-rolout" is unknown');
+    expect(unknown.type).toBe("Warning");
+    await client().delete(`${cms}/gates`);
+    const missing = await policyInvalid('ConfigMap "gates" not found');
+    expect(missing.message).toContain("the last good policy stays in force");
+    const d = await client().get<{ metadata: { annotations?: Record<string, string> } }>(
+      `/apis/apps/v1/namespaces/${ns}/deployments/${name}`,
+    );
+    const status = JSON.parse(d.metadata.annotations?.["verso.dev/status"] ?? "{}") as {
+      phase: string;
+      policyErrors?: string[];
+      applied?: Record<string, string>;
+    };
+    expect(status.phase).not.toBe("Failed");
+    expect(status.policyErrors).toEqual(["POLICY_CONFIGMAP"]);
+    expect(status.applied?.["verso.dev/webhook-pre-rollout"]).toBe(`${receiver.url}/gate/cm-ok`);
+  });
+
+  it("a blue-green release whose new colour fails its preview analysis on matched requests is never switched to", async () => {
+    const stream = await streamOf("pvw");
+    const create = (d: object) => client().create(`/apis/apps/v1/namespaces/${NS}/deployments`, d);
+    await create(deployment("pvw-v1", "v1", 1, { app: "pvw" }));
+    await create(
+      deployment("pvw-v2", "v2", 1, {
+        app: "pvw",
+        env: { ERROR_RATE: "1" },
+        annotations: {
+          "verso.dev/strategy": "blue-green",
+          "verso.dev/auto-promote": "true",
+          "verso.dev/match": "header:x-preview=1",
+          "verso.dev/preview-analysis": "2",
+          "verso.dev/interval": INTERVAL,
+          "verso.dev/max-error-rate": "5",
+          "verso.dev/min-requests": "5",
+          // The preview analysis is what this shows, not the proxies' cut-off.
+          "verso.dev/cutoff-failures": "0",
+          ...gate("rollback", "/gate/ok"),
+        },
+      }),
+    );
+    const previewing = await waitFor(
+      "pvw-v2 analysing its preview",
+      async () => {
+        const s = await status("pvw-v2");
+        return s?.reason === "Preview" || s?.phase === "Failed" ? s : undefined;
+      },
+      90_000,
+      250,
+    );
+    expect(previewing).toMatchObject({ phase: "Progressing", weight: 0, step: 1 });
+    // Matched requests only, through either colour's proxy: every one is the new colour's.
+    const load = podLoad(client(), NS, "pvw", getMatched, { minutes: 1, max: 2_000 });
+    try {
+      const failed = await phase("pvw-v2", "Failed", 30_000);
+      expect(failed).toMatchObject({ weight: 0, reason: "GateFailed", step: 1 });
+      expect(failed.message).toContain("failed in preview");
+      expect(failed.message).toMatch(/error rate [\d.]+% is above the maximum 5%/);
+      expect(failed.analysis?.measured.releaseRequests).toBeGreaterThanOrEqual(5);
+      process.stdout.write(`preview analysis: ${failed.message}\n`);
+    } finally {
+      await load.stop();
+    }
+    await stream.until("pvw preview off", (t) => t.release?.weight === 0 && !t.release.match);
+    // Never switched: no table ever sent the new colour unmatched traffic.
+    expect(stream.tables.every((t) => (t.release?.weight ?? 0) === 0)).toBe(true);
+    stream.close();
+    const events = await eventsFor(client(), NS, "pvw-v2");
+    expect(events.map((e) => e.reason)).not.toContain("Switched");
+    const warning = events.find((e) => e.reason === "GateFailed");
+    expect(warning?.type).toBe("Warning");
+    expect(warning?.message).toContain("matched requests");
+    const types = receiver.received.filter((r) => r.body.name === "pvw-v2").map((r) => r.body.type);
+    expect(types).toContain("rollback");
   });
 });

@@ -57,6 +57,7 @@ const RESOURCES: Record<string, string> = {
   TokenReview: "tokenreviews",
   Lease: "leases",
   Secret: "secrets",
+  ConfigMap: "configmaps",
 };
 const VERBS: Record<string, string> = {
   read: "get",

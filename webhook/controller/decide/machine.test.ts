@@ -364,6 +364,11 @@ describe("truth table of the release engine (rows of the table above nextState)"
       message: ok ? "200" : "503",
     });
   const pending = st({ phase: "Pending", step: undefined, weight: 0, reason: "Waiting" });
+  /** BGp: blue-green, auto-promote, 2 preview intervals of the matched traffic. */
+  const bgp = (o: Record<string, string> = {}, kinds: string[] = []): ReleasePolicy =>
+    bg({ match: "header:x-preview=1", "preview-analysis": "2", ...o }, kinds);
+  const previewAt = (step: number): ReleaseStatus =>
+    st({ step, weight: 0, reason: "Preview", lastProgressAt: iso(T0) });
   const rows: {
     row: string;
     prev?: ReleaseStatus;
@@ -375,6 +380,7 @@ describe("truth table of the release engine (rows of the table above nextState)"
     calls?: string[];
     events_?: string[];
     absent?: string[];
+    baseline?: boolean;
   }[] = [
     {
       row: "Pending, ready, pre-rollout not answered: AwaitingGate, call pre-rollout",
@@ -584,6 +590,189 @@ describe("truth table of the release engine (rows of the table above nextState)"
       expect: { phase: "Failed", weight: 0 },
     },
     {
+      row: "BGp, preview interval fails on its matched traffic: Failed (GateFailed) at 0 %, numbers said",
+      prev: previewAt(1),
+      policy: bgp({}, ["rollback", "post-rollout"]),
+      events: [an("rollback")],
+      at: T0 + 10_000,
+      expect: {
+        phase: "Failed",
+        weight: 0,
+        reason: "GateFailed",
+        message: expect.stringMatching(
+          /^failed in preview, preview interval 1 of 2 on 50 matched requests: error rate 50% is above the maximum 5% \(25 of 50 requests\); the release never got unmatched traffic$/,
+        ) as string,
+      },
+      calls: ["rollback", "post-rollout"],
+      events_: ["GateFailed", "GateCalled", "GateCalled"],
+      baseline: false,
+    },
+    {
+      row: "BGp, too few matched requests below the limit: Held at 0 %, counted, new interval",
+      prev: previewAt(1),
+      policy: bgp({ "inconclusive-limit": "2", "on-inconclusive": "fail" }),
+      events: [an("hold")],
+      at: T0 + 10_000,
+      expect: {
+        phase: "Progressing",
+        weight: 0,
+        step: 1,
+        reason: "Held",
+        inconclusive: 1,
+        stepStartedAt: iso(T0 + 10_000),
+        message: expect.stringContaining("preview held at interval 1 of 2") as string,
+      },
+      baseline: true,
+    },
+    {
+      row: "BGp, no baseline yet (new leader): Held at 0 %",
+      prev: previewAt(1),
+      policy: bgp(),
+      events: [{ type: "noBaseline" }],
+      at: T0 + 10_000,
+      expect: { phase: "Progressing", weight: 0, step: 1, reason: "Held" },
+      baseline: true,
+    },
+    {
+      row: "BGp, held past the deadline: Failed (DeadlineExceeded) at 0 %",
+      prev: { ...previewAt(1), reason: "Held" },
+      policy: bgp(),
+      events: [an("hold")],
+      at: T0 + 61_000,
+      expect: { phase: "Failed", weight: 0, reason: "DeadlineExceeded" },
+    },
+    {
+      row: "BGp, inconclusive at the limit, policy fail: Failed (Inconclusive) at 0 %",
+      prev: { ...previewAt(1), reason: "Held", inconclusive: 1 },
+      policy: bgp({ "inconclusive-limit": "2", "on-inconclusive": "fail" }),
+      events: [an("hold")],
+      at: T0 + 10_000,
+      expect: {
+        phase: "Failed",
+        weight: 0,
+        reason: "Inconclusive",
+        message: expect.stringContaining("in preview, 2 inconclusive intervals") as string,
+      },
+    },
+    {
+      row: "BGp, interval 1 of 2 passed: Preview interval 2 at 0 %, rollout gate, baseline",
+      prev: previewAt(1),
+      policy: bgp({}, ["rollout"]),
+      events: [an("advance")],
+      at: T0 + 10_000,
+      expect: {
+        phase: "Progressing",
+        weight: 0,
+        step: 2,
+        reason: "Preview",
+        stepStartedAt: iso(T0 + 10_000),
+        lastProgressAt: iso(T0 + 10_000),
+      },
+      calls: ["rollout"],
+      baseline: true,
+    },
+    {
+      row: "BGp, held, then a pass: Preview interval 2",
+      prev: { ...previewAt(1), reason: "Held", inconclusive: 1 },
+      policy: bgp(),
+      events: [an("advance")],
+      at: T0 + 10_000,
+      expect: { phase: "Progressing", weight: 0, step: 2, reason: "Preview" },
+      absent: ["inconclusive"],
+    },
+    {
+      row: "BGp, inconclusive at the limit, policy promote: as a pass (interval 2)",
+      prev: { ...previewAt(1), reason: "Held", inconclusive: 1 },
+      policy: bgp({ "inconclusive-limit": "2", "on-inconclusive": "promote" }),
+      events: [an("hold")],
+      at: T0 + 10_000,
+      expect: { phase: "Progressing", weight: 0, step: 2, reason: "Preview" },
+    },
+    {
+      row: "BGp, interval 2 of 2 passed, confirm-promotion not ok: AwaitingGate at 0 %, call confirm-promotion",
+      prev: previewAt(2),
+      policy: bgp({}, ["confirm-promotion", "rollout"]),
+      events: [an("advance")],
+      at: T0 + 10_000,
+      expect: {
+        phase: "Progressing",
+        weight: 0,
+        step: 2,
+        reason: "AwaitingGate",
+        message: expect.stringContaining("preview passed 2 analysis intervals") as string,
+      },
+      calls: ["confirm-promotion"],
+      baseline: false,
+    },
+    {
+      row: "BGp, interval 2 of 2 passed, no confirm gate: Switched at 100 %, baseline",
+      prev: previewAt(2),
+      policy: bgp(),
+      events: [an("advance")],
+      at: T0 + 10_000,
+      expect: { phase: "Progressing", weight: 100, reason: "Switched" },
+      absent: ["step"],
+      baseline: true,
+    },
+    {
+      row: "BGp, preview passed, confirm-promotion refused: stays AwaitingGate, not analysed again",
+      prev: { ...previewAt(2), reason: "AwaitingGate", gates: called("confirm-promotion") },
+      policy: bgp({}, ["confirm-promotion"]),
+      events: [answer("confirm-promotion", false)],
+      at: T0 + 1_000,
+      expect: { phase: "Progressing", weight: 0, step: 2, reason: "AwaitingGate" },
+      baseline: false,
+    },
+    {
+      row: "BGp, preview passed, confirm-promotion passed: Switched at 100 %",
+      prev: { ...previewAt(2), reason: "AwaitingGate", gates: called("confirm-promotion") },
+      policy: bgp({}, ["confirm-promotion"]),
+      events: [answer("confirm-promotion", true)],
+      at: T0 + 1_000,
+      expect: { phase: "Progressing", weight: 100, reason: "Switched" },
+    },
+    {
+      row: "BGp, smoke-test passed: Preview interval 1 at 0 %, rollout gate, baseline",
+      prev: st({ step: undefined, weight: 0, reason: "AwaitingGate", gates: called("smoke-test") }),
+      policy: bgp({}, ["smoke-test", "rollout"]),
+      events: [answer("smoke-test", true)],
+      at: T0 + 1_000,
+      expect: {
+        phase: "Progressing",
+        weight: 0,
+        step: 1,
+        reason: "Preview",
+        stepStartedAt: iso(T0 + 1_000),
+      },
+      calls: ["rollout"],
+      baseline: true,
+    },
+    {
+      row: "BGp, ready without a smoke test: Preview interval 1 at 0 %",
+      prev: pending,
+      policy: bgp(),
+      at: T0 + 1_000,
+      expect: { phase: "Progressing", weight: 0, step: 1, reason: "Preview" },
+      baseline: true,
+    },
+    {
+      row: "BGp, measured while the preview's rollout gate is unanswered: Held at 0 %",
+      prev: { ...previewAt(1), gates: called("rollout") },
+      policy: bgp({}, ["rollout"]),
+      events: [an("advance")],
+      at: T0 + 10_000,
+      expect: { phase: "Progressing", weight: 0, step: 1, reason: "Held" },
+      calls: [],
+    },
+    {
+      row: "BGa, preview analysis 0 (off): smoke-test passed switches as before",
+      prev: st({ step: undefined, weight: 0, reason: "AwaitingGate", gates: called("smoke-test") }),
+      policy: bgp({ "preview-analysis": "0" }, ["smoke-test"]),
+      events: [answer("smoke-test", true)],
+      at: T0 + 1_000,
+      expect: { phase: "Progressing", weight: 100, reason: "Switched" },
+    },
+    {
       row: "BGa, smoke-test passed: Switched at 100 %, baseline taken",
       prev: st({ step: undefined, weight: 0, reason: "AwaitingGate", gates: called("smoke-test") }),
       policy: bg({}, ["smoke-test"]),
@@ -647,6 +836,7 @@ describe("truth table of the release engine (rows of the table above nextState)"
       for (const k of r.absent ?? []) expect(out.status).not.toHaveProperty(k);
       if (r.calls) expect(out.calls.map((c) => c.kind)).toEqual(r.calls);
       if (r.events_) expect(out.events.map((e) => e.reason)).toEqual(r.events_);
+      if (r.baseline !== undefined) expect(out.baseline).toBe(r.baseline);
     });
   }
 });

@@ -13,8 +13,9 @@
  * - `cutOff`: proxies report that they cut the release off after consecutive failures.
  *
  * Truth table (mirrored row by row in machine.test.ts, "truth table"). C = canary with steps,
- * BG = blue-green, BGa = blue-green with `verso.dev/auto-promote`. First matching row wins;
- * `-` = any. "gate X ok" means X is not configured or its last call answered 2xx.
+ * BG = blue-green, BGa = blue-green with `verso.dev/auto-promote`, BGp = BGa with
+ * `verso.dev/preview-analysis: N` (N > 0; "step" is the preview interval, 1..N). First matching
+ * row wins; `-` = any. "gate X ok" means X is not configured or its last call answered 2xx.
  *
  * | phase (reason)          | kind  | event / condition                          | next phase (reason)              | action                               |
  * |-------------------------|-------|--------------------------------------------|----------------------------------|--------------------------------------|
@@ -29,8 +30,14 @@
  * | Pending, Progressing    | BG    | ready, smoke-test failed                   | Failed (GateFailed)              | call rollback, post-rollout          |
  * | Pending, Progressing    | BG    | ready, smoke-test not answered             | Progressing (AwaitingGate), 0 %  | call smoke-test                      |
  * | Pending, Progressing    | BG    | ready, smoke-test ok, not BGa              | Progressing (Preview), 0 %       | promote=true switches: Promoted 100  |
- * | Progressing (Preview)   | BGa   | smoke-test ok, confirm-promotion not ok    | Progressing (AwaitingGate), 0 %  | call confirm-promotion               |
- * | Progressing (Preview)   | BGa   | smoke-test ok, confirm-promotion ok        | Progressing (Switched), 100 %    | call rollout, take baseline          |
+ * | Progressing (Prev./Held)| BGp   | measured: rollback (any gate fails)        | Failed (GateFailed), 0 %         | call rollback, post-rollout          |
+ * | Progressing (Prev./Held)| BGp   | measured: inconclusive < limit, noBaseline | Progressing (Held), 0 %, count+1 | deadline passed: Failed              |
+ * | Progressing (Prev./Held)| BGp   | measured: inconclusive = limit, fail       | Failed (Inconclusive), 0 %       | call rollback, post-rollout          |
+ * | Progressing (Prev./Held)| BGp   | measured: pass (or promote by policy), < N | Progressing (Preview), step + 1  | call rollout, take baseline          |
+ * | Progressing (Prev./Held)| BGp   | measured: pass, step N                     | preview passed: next two rows    | -                                    |
+ * | Pending, Progressing    | BGp   | ready, smoke-test ok, preview not passed   | Progressing (Preview), 0 %, 1    | call rollout, take baseline          |
+ * | Progressing (Preview)   | BGa   | smoke-test, preview ok, confirm not ok     | Progressing (AwaitingGate), 0 %  | call confirm-promotion               |
+ * | Progressing (Preview)   | BGa   | smoke-test, preview ok, confirm ok         | Progressing (Switched), 100 %    | call rollout, take baseline          |
  * | Progressing (Switched)  | BGa   | measured: rollback / gate rollout failed   | Failed (SwitchedBack), 0 %       | call rollback, post-rollout          |
  * | Progressing (Switched)  | BGa   | measured: pass, window over                | Promoted                         | call post-rollout                    |
  * | Progressing (Switched)  | BGa   | measured: pass, window not over            | Progressing (Switched)           | next interval                        |
@@ -141,6 +148,21 @@ export const msOf = (text: string | undefined, fallback: number): number => {
   const t = text === undefined ? NaN : Date.parse(text);
   return Number.isFinite(t) ? t : fallback;
 };
+
+/** Intervals a blue-green preview must pass before its switch (`verso.dev/preview-analysis`). */
+export const previewIntervals = (policy: ReleasePolicy): number =>
+  policy.strategy === "blue-green" && policy.autoPromote ? (policy.previewAnalysis ?? 0) : 0;
+
+/**
+ * A blue-green preview whose matched traffic is being analysed (`verso.dev/preview-analysis`):
+ * at 0 %, interval `step` of N, Preview (or Held on too few requests). The loop measures it
+ * every interval (schedule.ts, analysing) as it does a canary's step.
+ */
+export const previewAnalysing = (s: ReleaseStatus | undefined, policy: ReleasePolicy): boolean =>
+  s?.phase === "Progressing" &&
+  previewIntervals(policy) > 0 &&
+  s.step !== undefined &&
+  (s.reason === "Preview" || s.reason === "Held");
 
 function fresh(release: ObservedRelease, now: number): ReleaseStatus {
   return {
@@ -315,6 +337,7 @@ function switchOver(r: Run): void {
   r.set({
     phase: "Progressing",
     weight: 100,
+    step: undefined,
     reason: "Switched",
     message: `switched 100% to the release; analysing for ${r.policy.postSwitchWindowMs / 1000}s before it is final`,
     switchedAt: iso(r.now),
@@ -325,6 +348,10 @@ function switchOver(r: Run): void {
 
 /** The pass branch of an analysis: next step, or promotion behind the confirm gate. */
 function passed(r: Run, a: Analysis, atEnd: boolean): void {
+  if (previewAnalysing(r.s, r.policy)) {
+    previewPassed(r, a);
+    return;
+  }
   const steps = r.policy.steps ?? [];
   const step = Math.min(r.s.step ?? 1, Math.max(steps.length, 1));
   if (r.s.reason === "Switched") {
@@ -366,6 +393,14 @@ function hold(r: Run, message: string): void {
     return;
   }
   const step = r.s.step ?? 1;
+  if (previewAnalysing(r.s, r.policy)) {
+    r.set({
+      reason: "Held",
+      message: `preview held at interval ${step} of ${previewIntervals(r.policy)} (matched traffic only, 0%): ${message}`,
+      stepStartedAt: iso(r.now),
+    });
+    return;
+  }
   r.set({
     reason: r.s.reason === "Switched" ? "Switched" : "Held",
     message:
@@ -378,11 +413,13 @@ function hold(r: Run, message: string): void {
 
 /** An analysis interval ended: judge it (analyse.ts) and move on. */
 function onMeasured(r: Run, m: Measurements | undefined): void {
+  const inPreview = previewAnalysing(r.s, r.policy);
   const analysing =
-    r.s.phase === "Progressing" && (r.policy.steps !== undefined || r.s.reason === "Switched");
+    inPreview ||
+    (r.s.phase === "Progressing" && (r.policy.steps !== undefined || r.s.reason === "Switched"));
   if (!analysing) return;
   const steps = r.policy.steps ?? [];
-  const atEnd = r.s.reason === "Switched" || (r.s.step ?? 1) >= steps.length;
+  const atEnd = !inPreview && (r.s.reason === "Switched" || (r.s.step ?? 1) >= steps.length);
   const a: Analysis = m
     ? analyse(m, r.policy.gates, atEnd)
     : {
@@ -414,7 +451,8 @@ function onMeasured(r: Run, m: Measurements | undefined): void {
       return;
     }
     if (r.policy.onInconclusive === "fail") {
-      failLive(r, "Inconclusive", `${count} inconclusive intervals in a row: ${a.message}`);
+      const where = inPreview ? "in preview, " : "";
+      failLive(r, "Inconclusive", `${where}${count} inconclusive intervals in a row: ${a.message}`);
       return;
     }
     passed(
@@ -425,6 +463,13 @@ function onMeasured(r: Run, m: Measurements | undefined): void {
     return;
   }
   delete r.s.inconclusive;
+  if (a.action === "rollback" && inPreview) {
+    r.fail(
+      "GateFailed",
+      `failed in preview, ${previewText(r)} on ${a.measured.releaseRequests} matched requests: ${a.message}; the release never got unmatched traffic`,
+    );
+    return;
+  }
   if (a.action === "rollback") {
     failLive(r, "RolledBack", `rolled back at step ${r.s.step ?? 1}: ${a.message}`);
     return;
@@ -506,6 +551,70 @@ function preview(r: Run): void {
   });
 }
 
+const previewText = (r: Run): string =>
+  `preview interval ${r.s.step ?? 1} of ${previewIntervals(r.policy)}`;
+
+/** BGp: the preview's matched traffic has intervals left to pass (AwaitingGate once it passed). */
+const previewAnalysisLeft = (r: Run): boolean =>
+  previewIntervals(r.policy) > 0 &&
+  !(
+    r.s.phase === "Progressing" &&
+    r.s.reason === "AwaitingGate" &&
+    (r.s.step ?? 0) >= previewIntervals(r.policy)
+  );
+
+/** BGp: the preview analysis starts at its first interval (a baseline, the rollout gate). */
+function startPreviewAnalysis(r: Run): void {
+  if (previewAnalysing(r.s, r.policy)) return;
+  r.set({
+    phase: "Progressing",
+    weight: 0,
+    step: 1,
+    reason: "Preview",
+    message: `preview: reachable through verso.dev/match only; analysing its matched traffic, interval 1 of ${previewIntervals(r.policy)}`,
+    promotedAt: undefined,
+    inconclusive: undefined,
+    stepStartedAt: iso(r.now),
+    lastProgressAt: iso(r.now),
+  });
+}
+
+/** BGp: an interval of the matched traffic passed; the next one, or on to confirm and switch. */
+function previewPassed(r: Run, a: Analysis): void {
+  const n = previewIntervals(r.policy);
+  const step = r.s.step ?? 1;
+  const text = `${previewText(r)} passed on ${a.measured.releaseRequests} matched requests: ${a.message}`;
+  r.set({ lastProgressAt: iso(r.now) });
+  if (step < n) {
+    r.set({
+      step: step + 1,
+      reason: "Preview",
+      message: `${text}; analysing interval ${step + 1} of ${n}`,
+      stepStartedAt: iso(r.now),
+    });
+    return;
+  }
+  confirmOrSwitch(r);
+}
+
+/** BGa, preview passed: the confirm-promotion gate (asked again every interval), then the switch. */
+function confirmOrSwitch(r: Run): void {
+  const n = previewIntervals(r.policy);
+  const passed =
+    n > 0 ? `preview passed ${n} analysis intervals of its matched traffic` : "preview passed";
+  if (!r.gateOk("confirm-promotion")) {
+    r.callGate("confirm-promotion", r.policy.intervalMs);
+    r.set({
+      phase: "Progressing",
+      weight: 0,
+      reason: "AwaitingGate",
+      message: `${passed}; waiting for the confirm-promotion gate to answer 2xx`,
+    });
+    return;
+  }
+  switchOver(r);
+}
+
 function observeBlueGreen(r: Run): void {
   const { policy, release, s } = r;
   if (s.phase === "Promoted" && !policy.autoPromote && !policy.promote) {
@@ -541,17 +650,8 @@ function observeBlueGreen(r: Run): void {
     return;
   }
   if (policy.autoPromote) {
-    if (!r.gateOk("confirm-promotion")) {
-      r.callGate("confirm-promotion", policy.intervalMs);
-      r.set({
-        phase: "Progressing",
-        weight: 0,
-        reason: "AwaitingGate",
-        message: "preview passed; waiting for the confirm-promotion gate to answer 2xx",
-      });
-      return;
-    }
-    switchOver(r);
+    if (previewAnalysisLeft(r)) startPreviewAnalysis(r);
+    else confirmOrSwitch(r);
     return;
   }
   if (s.phase === "Progressing" && s.reason === "Preview") return;
@@ -658,7 +758,8 @@ function entryCalls(r: Run, prev: ReleaseStatus | undefined): void {
     s.phase === "Progressing" &&
     s.stepStartedAt !== undefined &&
     s.stepStartedAt !== prev?.stepStartedAt;
-  const analysed = r.policy.steps !== undefined || s.reason === "Switched";
+  const analysed =
+    r.policy.steps !== undefined || s.reason === "Switched" || previewAnalysing(s, r.policy);
   // One rollout call per interval; one still in flight is waited for, not replaced.
   if (
     newInterval &&
@@ -797,6 +898,8 @@ export function nextState(input: MachineInput): MachineOutput {
     status.phase === "Progressing" &&
     status.stepStartedAt !== undefined &&
     status.stepStartedAt !== before?.stepStartedAt &&
-    (policy.steps !== undefined || status.reason === "Switched");
+    (policy.steps !== undefined ||
+      status.reason === "Switched" ||
+      previewAnalysing(status, policy));
   return { status, events, calls: r.calls, baseline };
 }

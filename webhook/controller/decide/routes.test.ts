@@ -331,3 +331,48 @@ describe("weightFor: capacity guard and blue-green automation", () => {
     expect(weightFor(p, st({ phase: "Promoted", weight: 100 }), "v2")).toBe(100);
   });
 });
+
+describe("resolvePolicy with a gates ConfigMap (verso.dev/gates-configmap)", () => {
+  const url = "https://gates.example/pre";
+  const named = (extra: Record<string, string> = {}) =>
+    dep("v2", 2, { strategy: "canary", steps: "20,50", "gates-configmap": "gates", ...extra });
+  const applied = {
+    "verso.dev/strategy": "canary",
+    "verso.dev/steps": "20,50",
+    "verso.dev/gates-configmap": "gates",
+    "verso.dev/webhook-pre-rollout": url,
+  };
+  it("its gates are in the policy, and in the annotations recorded as applied", () => {
+    const r = resolvePolicy(named(), undefined, () => ({ "pre-rollout": url }));
+    expect(r.errors).toEqual([]);
+    expect(r.policy?.webhooks).toEqual({ "pre-rollout": url });
+    expect(r.annotations).toEqual(applied);
+  });
+  it("a missing ConfigMap is a problem; status.applied (its gates included) stays in force", () => {
+    const d = named({ status: formatStatus(status({ applied })) });
+    const r = resolvePolicy(d, undefined, () => undefined);
+    expect(r.errors.map((e) => e.code)).toEqual(["POLICY_CONFIGMAP"]);
+    expect(r.errors[0]?.message).toContain('ConfigMap "gates" not found');
+    expect(r.policy?.webhooks).toEqual({ "pre-rollout": url });
+  });
+  it("an unknown key is a problem too, with the annotations' own problems", () => {
+    const r = resolvePolicy(named({ weight: "140" }), undefined, () => ({ "pre-rolout": url }));
+    expect(r.errors.map((e) => e.code).sort()).toEqual(["POLICY_CONFIGMAP", "POLICY_WEIGHT"]);
+    expect(r.policy).toBeUndefined();
+  });
+  it("ConfigMaps not listed yet: pending, the last good policy, nothing reported", () => {
+    const d = named({ status: formatStatus(status({ applied })) });
+    const r = resolvePolicy(d, undefined, "pending");
+    expect(r).toMatchObject({ pending: true, errors: [] });
+    expect(r.policy?.webhooks).toEqual({ "pre-rollout": url });
+    // A release that names no ConfigMap is not held up by the listing.
+    const plain = dep("v2", 2, { strategy: "canary", weight: "5" });
+    expect(resolvePolicy(plain, undefined, "pending")).toMatchObject({ errors: [] });
+    expect(resolvePolicy(plain, undefined, "pending").pending).toBeUndefined();
+  });
+  it("without a source (the CLI), the annotations alone are the policy", () => {
+    const r = resolvePolicy(named());
+    expect(r.errors).toEqual([]);
+    expect(r.policy?.webhooks).toEqual({});
+  });
+});

@@ -7,6 +7,9 @@ import { ANNOTATION } from "../../../shared/annotations.ts";
 import {
   isRelease,
   parsePolicy,
+  pickPolicyAnnotations,
+  withGatesConfigMap,
+  type ConfigMapLookup,
   type PolicyError,
   type PolicyMatchRule,
   type ReleasePolicy,
@@ -36,22 +39,54 @@ export interface ResolvedPolicy {
   /** Problems with the current annotations (empty when they are valid). */
   errors: PolicyError[];
   status: ReleaseStatus | undefined;
+  /**
+   * The policy annotations now, with the gates of `verso.dev/gates-configmap`'s ConfigMap
+   * folded in (shared/policy.ts withGatesConfigMap): what the leader records as `applied`.
+   */
+  annotations: Record<string, string>;
+  /**
+   * The release names a gates ConfigMap that cannot be read yet (its namespace's ConfigMaps
+   * are still being listed): `policy` is the last good one, and nothing is to be decided.
+   */
+  pending?: true;
 }
 
 /**
- * Last good policy, in order: the annotations themselves; the set recorded in
- * `status.applied` by the leader (survives restarts, same on every replica); this replica's
- * memory of the last valid parse.
+ * Where a release's gates ConfigMap is read from: the ConfigMaps of its namespace, "pending"
+ * while they are not listed yet, or nothing (the CLI: the annotations alone are the policy).
  */
-export function resolvePolicy(d: DeploymentView, remembered?: ReleasePolicy): ResolvedPolicy {
+export type GatesSource = ConfigMapLookup | "pending" | undefined;
+
+/**
+ * Last good policy, in order: the annotations themselves (with the gates of the ConfigMap
+ * they name); the set recorded in `status.applied` by the leader (survives restarts, same on
+ * every replica); this replica's memory of the last valid parse. A missing or invalid gates
+ * ConfigMap is a problem like a bad annotation.
+ */
+export function resolvePolicy(
+  d: DeploymentView,
+  remembered?: ReleasePolicy,
+  gates?: GatesSource,
+): ResolvedPolicy {
   const status = parseStatus(d.annotations[ANNOTATION.status]);
-  const parsed = parsePolicy(d.annotations);
-  if (parsed.ok) return { policy: parsed.value, errors: [], status };
-  if (status?.applied) {
-    const applied = parsePolicy(status.applied);
-    if (applied.ok) return { policy: applied.value, errors: parsed.error, status };
+  const lastGood = (): ReleasePolicy | undefined => {
+    const applied = status?.applied ? parsePolicy(status.applied) : undefined;
+    return applied?.ok ? applied.value : remembered;
+  };
+  if (gates === "pending" && d.annotations[ANNOTATION.gatesConfigMap] !== undefined) {
+    const annotations = pickPolicyAnnotations(d.annotations);
+    return { policy: lastGood(), errors: [], status, annotations, pending: true };
   }
-  return { policy: remembered, errors: parsed.error, status };
+  const merged =
+    typeof gates === "function"
+      ? withGatesConfigMap(d.annotations, gates)
+      : { annotations: d.annotations, errors: [] };
+  const annotations = pickPolicyAnnotations(merged.annotations);
+  const parsed = parsePolicy(merged.annotations);
+  const errors = [...merged.errors, ...(parsed.ok ? [] : parsed.error)];
+  if (parsed.ok && errors.length === 0)
+    return { policy: parsed.value, errors, status, annotations };
+  return { policy: lastGood(), errors, status, annotations };
 }
 
 /**

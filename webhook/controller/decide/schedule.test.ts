@@ -12,6 +12,21 @@ describe("analysisDueAt", () => {
     expect(analysisDueAt(st({ phase: "Promoted" }), auto)).toBeUndefined();
     expect(analysisDueAt(undefined, auto)).toBeUndefined();
   });
+  it("is due for a blue-green preview analysing its matched traffic, only when the policy asks", () => {
+    const bg = (o: Record<string, string>) =>
+      policy({ strategy: "blue-green", "auto-promote": "true", interval: "10s", ...o });
+    const preview = st({ step: 1, weight: 0, reason: "Preview" });
+    expect(analysisDueAt(preview, bg({ "preview-analysis": "2" }))).toBe(T0 + 10_000);
+    expect(analysisDueAt({ ...preview, reason: "Held" }, bg({ "preview-analysis": "2" }))).toBe(
+      T0 + 10_000,
+    );
+    expect(analysisDueAt(preview, bg({}))).toBeUndefined();
+    expect(analysisDueAt(preview, bg({ "preview-analysis": "0" }))).toBeUndefined();
+    const manual = policy({ strategy: "blue-green", "preview-analysis": "2" });
+    expect(analysisDueAt(preview, manual)).toBeUndefined();
+    const awaiting = st({ step: 2, weight: 0, reason: "AwaitingGate" });
+    expect(analysisDueAt(awaiting, bg({ "preview-analysis": "2" }))).toBeUndefined();
+  });
 });
 
 describe("scaleDownDueAt", () => {

@@ -4,13 +4,18 @@
  */
 import type { GateKind } from "../../../shared/annotations.ts";
 import type { ReleasePolicy } from "../../../shared/policy.ts";
-import { LOST_CALL_GRACE_MS, msOf } from "./machine.ts";
+import { LOST_CALL_GRACE_MS, msOf, previewAnalysing } from "./machine.ts";
 import type { GateRecord, ReleaseStatus } from "./status.ts";
 
-/** An interval is being analysed: an automated canary's step, or a blue-green after its switch. */
+/**
+ * An interval is being analysed: an automated canary's step, a blue-green preview's matched
+ * traffic (`verso.dev/preview-analysis`), or a blue-green after its switch.
+ */
 export const analysing = (status: ReleaseStatus | undefined, policy: ReleasePolicy): boolean =>
   status?.phase === "Progressing" &&
-  ((policy.strategy === "canary" && policy.steps !== undefined) || status.reason === "Switched");
+  ((policy.strategy === "canary" && policy.steps !== undefined) ||
+    status.reason === "Switched" ||
+    previewAnalysing(status, policy));
 
 /**
  * A canary at a fixed weight (no steps) taking traffic: nothing is judged, but its actual
@@ -91,7 +96,9 @@ function gateDue(status: ReleaseStatus, policy: ReleasePolicy): number[] {
  * | phase                  | kind                           | ready | others running | due                                      |
  * |------------------------|--------------------------------|-------|----------------|------------------------------------------|
  * | Progressing            | canary with steps, BG switched | yes   | -              | stepStartedAt + interval (analysis)      |
+ * |                        | or BG preview analysis         |       |                |                                          |
  * | Progressing            | canary with steps, BG switched | no    | -              | lastProgressAt + deadline (+1 ms)        |
+ * |                        | or BG preview analysis         |       |                |                                          |
  * | Pending                | any                            | no    | -              | lastProgressAt + deadline (+1 ms)        |
  * | Pending (AwaitingGate) | any                            | -     | -              | lastProgressAt + deadline (+1 ms)        |
  * | any, a gate called     | -                              | -     | -              | called at + timeout + 5 s (lost call)    |

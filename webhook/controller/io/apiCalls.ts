@@ -80,6 +80,27 @@ export const API_CALLS = {
     grant: "cluster",
     why: "the namespaces informer: a namespace opting in or out adds or drops its apps' tables",
   },
+  listConfigMaps: {
+    group: "",
+    resource: "configmaps",
+    verb: "list",
+    grant: "cluster",
+    why: "per opted-in namespace, the ConfigMaps informer's initial list: a release may declare its gates in a ConfigMap it names (verso.dev/gates-configmap)",
+  },
+  getConfigMaps: {
+    group: "",
+    resource: "configmaps",
+    verb: "get",
+    grant: "cluster",
+    why: "a gates ConfigMap a release names but the informer has not seen (yet): read once before it is reported missing, since a ConfigMap and its Deployment applied together may arrive in either order",
+  },
+  watchConfigMaps: {
+    group: "",
+    resource: "configmaps",
+    verb: "watch",
+    grant: "cluster",
+    why: "the same informer: a change to a gates ConfigMap reconciles the releases that name it at once",
+  },
   getNamespaces: {
     group: "",
     resource: "namespaces",
@@ -158,6 +179,7 @@ export const KUBE_API_CALLS = {
   readLease: ["getLeases"],
   writeLease: ["createLeases", "updateLeases"],
   readSecretKey: ["getHopKeySecret"],
+  readConfigMap: ["getConfigMaps"],
   ensureNamespace: ["getNamespaces", "createNamespaces"],
   createSecret: ["createSecrets"],
 } as const satisfies Record<keyof KubeApi, readonly ApiCallName[]>;

@@ -5,17 +5,20 @@
  * Every replica does this and serves streams; the leader also runs the release loop, which
  * leader election starts and stops. A fourth watch per opted-in namespace sees the pods the
  * webhook never labelled, so pods that started without the proxy are reported (notInjected.ts).
+ * A fifth, per opted-in namespace too, holds its ConfigMaps: a release's gates may be declared
+ * in one (`verso.dev/gates-configmap`), and a change to it reconciles the releases naming it.
  */
 import { randomBytes } from "node:crypto";
 import {
   AppsV1Api,
   CoreV1Api,
   type KubeConfig,
+  type V1ConfigMap,
   type V1Deployment,
   type V1Namespace,
   type V1Pod,
 } from "@kubernetes/client-node";
-import { LABEL } from "../../../shared/annotations.ts";
+import { ANNOTATION, LABEL } from "../../../shared/annotations.ts";
 import type { Logger } from "../../../shared/log.ts";
 import type { ReleasePolicy } from "../../../shared/policy.ts";
 import { deriveHopKey, HOP_SECRET_NAME, loadHopSecret } from "./hopKey.ts";
@@ -40,6 +43,7 @@ import {
   releaseFor,
   resolvePolicy,
   selectRelease,
+  type GatesSource,
 } from "../decide/routes.ts";
 import { checkInjection, type InjectionContext } from "../decide/notInjected.ts";
 import { createHub, type RouteHub } from "./stream.ts";
@@ -168,8 +172,8 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     const { release } = selectRelease(state.deployments);
     let rel;
     if (release) {
-      const resolved = resolvePolicy(release, remembered.get(release.uid));
-      if (resolved.errors.length === 0 && resolved.policy)
+      const resolved = resolvePolicy(release, remembered.get(release.uid), gatesIn(ns));
+      if (!resolved.pending && resolved.errors.length === 0 && resolved.policy)
         remembered.set(release.uid, resolved.policy);
       rel = releaseFor(release, resolved, readyPodsOf(state.pods, release.version));
     }
@@ -207,6 +211,25 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
       }
     });
   }
+
+  /** The releases of `ns` that name the ConfigMap `name` (any ConfigMap: undefined) are dirty. */
+  function markConfigMapUsers(ns: string | undefined, name: string | undefined): void {
+    if (!ns) return;
+    for (const d of deployments.list(ns)) {
+      const named = d.metadata?.annotations?.[ANNOTATION.gatesConfigMap]?.trim();
+      if (named !== undefined && (name === undefined || named === name))
+        markDirty(ns, deploymentApp(d));
+    }
+  }
+
+  /** A namespace's ConfigMaps by name (`cm.data`, {} when it has none), once they are listed. */
+  const gatesIn = (ns: string): GatesSource => {
+    if (!configMaps.synced(ns)) return "pending";
+    return (name) => {
+      const cm = configMaps.list(ns).find((c) => c.metadata?.name === name);
+      return cm ? (cm.data ?? {}) : undefined;
+    };
+  };
 
   function markNamespace(ns: string): void {
     for (const d of deployments.list(ns)) markDirty(ns, deploymentApp(d));
@@ -259,9 +282,11 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
       if (kind === "delete") {
         enabled.delete(name);
         unlabelled.remove(name);
+        configMaps.remove(name);
       } else {
         enabled.add(name);
         unlabelled.add(name);
+        configMaps.add(name);
       }
       markNamespace(name);
     },
@@ -306,6 +331,17 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     list: (ns) => core.listNamespacedPod({ namespace: ns, labelSelector: `!${LABEL.app}` }),
     onChange: seenPod,
   });
+  // Every ConfigMap of an opted-in namespace: which ones releases name is known only from the
+  // Deployments, and a watch by name would need one per ConfigMap.
+  const configMaps = namespacedWatch<V1ConfigMap>({
+    kc,
+    log,
+    name: "configmaps",
+    path: (ns) => `/api/v1/namespaces/${ns}/configmaps`,
+    list: (ns) => core.listNamespacedConfigMap({ namespace: ns }),
+    onChange: (cm) => markConfigMapUsers(cm.metadata?.namespace, cm.metadata?.name),
+    onSynced: (ns) => markConfigMapUsers(ns, undefined),
+  });
 
   const leader: Leader = startLeaderElection(deps.kube, log, {
     namespace: deps.namespace,
@@ -347,6 +383,7 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     apps: () => hub.keys().map(appOfKey),
     state: stateOf,
     remembered: (uid) => remembered.get(uid),
+    configMaps: gatesIn,
     scaleDownDelayMs: deps.scaleDownDelayMs,
     resyncMs: deps.resyncMs ?? 30_000,
     retryMs: deps.retryMs ?? 1_000,
@@ -376,7 +413,13 @@ export async function startController(deps: ControllerDeps): Promise<Controller>
     resign,
     async stop() {
       await resign();
-      await Promise.all([namespaces.stop(), deployments.stop(), pods.stop(), unlabelled.stop()]);
+      await Promise.all([
+        namespaces.stop(),
+        deployments.stop(),
+        pods.stop(),
+        unlabelled.stop(),
+        configMaps.stop(),
+      ]);
     },
   };
 }

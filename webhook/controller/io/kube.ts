@@ -63,6 +63,8 @@ export interface KubeApi {
     lease: LeaseRecord & { holder: string; renewTime: number },
   ): Promise<boolean>;
   readSecretKey(namespace: string, name: string, key: string): Promise<Buffer | undefined>;
+  /** A ConfigMap's data ({} when it has none); undefined when there is no such ConfigMap. */
+  readConfigMap(namespace: string, name: string): Promise<Record<string, string> | undefined>;
   /** Create the namespace when it is missing (local runs). */
   ensureNamespace(name: string): Promise<void>;
   /** false when it already exists (someone else made it first). */
@@ -217,6 +219,12 @@ export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeAp
       const s = await unless(404, undefined, () => core.readNamespacedSecret({ namespace, name }));
       const v = s?.data?.[key];
       return v === undefined ? undefined : Buffer.from(v, "base64");
+    },
+    async readConfigMap(namespace, name) {
+      const cm = await unless(404, undefined, () =>
+        core.readNamespacedConfigMap({ namespace, name }),
+      );
+      return cm ? (cm.data ?? {}) : undefined;
     },
     async ensureNamespace(name) {
       if (await unless(404, undefined, () => core.readNamespace({ name }))) return;

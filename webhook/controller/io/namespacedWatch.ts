@@ -17,6 +17,8 @@ export interface NamespacedWatchOptions<T extends KubernetesObject> {
   list(namespace: string): Promise<KubernetesListObject<T>>;
   labelSelector?: string;
   onChange(obj: T, kind: "add" | "update" | "delete"): void;
+  /** After a namespace's first complete list (its objects' add callbacks have run). */
+  onSynced?(namespace: string): void;
 }
 
 export interface NamespacedWatch<T extends KubernetesObject> {
@@ -25,6 +27,8 @@ export interface NamespacedWatch<T extends KubernetesObject> {
   /** Stops watching it and forgets its objects (no delete callbacks). */
   remove(namespace: string): void;
   list(namespace: string): readonly T[];
+  /** The namespace is watched and its first list is complete. */
+  synced(namespace: string): boolean;
   stop(): Promise<void>;
 }
 
@@ -32,34 +36,45 @@ export function namespacedWatch<T extends KubernetesObject>(
   o: NamespacedWatchOptions<T>,
 ): NamespacedWatch<T> {
   const watches = new Map<string, Watched<T>>();
+  const listed = new Set<Watched<T>>();
   return {
     add(namespace) {
       if (watches.has(namespace)) return;
-      watches.set(
-        namespace,
-        watch<T>({
-          kc: o.kc,
-          log: o.log,
-          name: `${o.name}/${namespace}`,
-          path: o.path(namespace),
-          labelSelector: o.labelSelector,
-          list: () => o.list(namespace),
-          onChange: o.onChange,
-        }),
-      );
+      const w = watch<T>({
+        kc: o.kc,
+        log: o.log,
+        name: `${o.name}/${namespace}`,
+        path: o.path(namespace),
+        labelSelector: o.labelSelector,
+        list: () => o.list(namespace),
+        onChange: o.onChange,
+      });
+      watches.set(namespace, w);
+      void w.synced.then(() => {
+        // Removed (or removed and added again) meanwhile: not this watch's news to give.
+        if (watches.get(namespace) !== w) return;
+        listed.add(w);
+        o.onSynced?.(namespace);
+      });
     },
     remove(namespace) {
       const w = watches.get(namespace);
       if (!w) return;
       watches.delete(namespace);
+      listed.delete(w);
       w.stop().catch((error: unknown) =>
         o.log.debug("watch stop failed", { watch: `${o.name}/${namespace}`, error }),
       );
     },
     list: (namespace) => watches.get(namespace)?.list(namespace) ?? [],
+    synced: (namespace) => {
+      const w = watches.get(namespace);
+      return w !== undefined && listed.has(w);
+    },
     async stop() {
       const all = [...watches.values()];
       watches.clear();
+      listed.clear();
       await Promise.all(all.map((w) => w.stop()));
     },
   };

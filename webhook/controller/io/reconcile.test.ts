@@ -452,3 +452,70 @@ describe("release loop: gates are events, never waits", () => {
     expect(s.status("shop-v2")).toMatchObject({ phase: "Promoted", weight: 100 });
   });
 });
+
+describe("release loop: gates declared in a ConfigMap (verso.dev/gates-configmap)", () => {
+  it("waits while the namespace's ConfigMaps are not listed, then calls the ConfigMap's gate and records it as applied", async () => {
+    const c = createManualClock();
+    const s = store([
+      deployment("shop-v1", "v1"),
+      deployment("shop-v2", "v2", {
+        strategy: "canary",
+        steps: "20,50",
+        interval: "1s",
+        "gates-configmap": "gates",
+      }),
+    ]);
+    const g = gates();
+    let listed = false;
+    const url = "https://gates.example/pre";
+    const l = start(s, {
+      clock: c,
+      gates: g.runner,
+      configMaps: () =>
+        listed ? (name) => (name === "gates" ? { "pre-rollout": url } : undefined) : "pending",
+    });
+    l.setLeader(true);
+    await c.settle();
+    // Not listed yet: nothing decided, nothing written, no gate skipped.
+    expect(s.writes()).toBe(0);
+    expect(g.calls).toEqual([]);
+    listed = true;
+    l.loop.poke(NS, APP);
+    await c.settle();
+    expect(g.calls.map((x) => [x.call.kind, x.call.url])).toEqual([["pre-rollout", url]]);
+    const st = s.status("shop-v2");
+    expect(st).toMatchObject({ phase: "Pending", reason: "AwaitingGate" });
+    expect(st?.applied?.["verso.dev/webhook-pre-rollout"]).toBe(url);
+  });
+
+  it("asks the apiserver for a ConfigMap the cache lacks before reporting it missing", async () => {
+    const c = createManualClock();
+    const annotations = { strategy: "canary", steps: "20,50", "gates-configmap": "gates" };
+    const s = store([deployment("shop-v1", "v1"), deployment("shop-v2", "v2", annotations)]);
+    const g = gates();
+    const url = "https://gates.example/pre";
+    let exists = true;
+    const asked: string[] = [];
+    const kube = {
+      ...s.kube,
+      async readConfigMap(ns: string, name: string) {
+        asked.push(`${ns}/${name}`);
+        return exists ? { "pre-rollout": url } : undefined;
+      },
+    } as KubeApi;
+    // The informer has not seen it (yet): its cache answers "no such ConfigMap".
+    const l = start(s, { clock: c, kube, gates: g.runner, configMaps: () => () => undefined });
+    l.setLeader(true);
+    await c.settle();
+    expect(asked).toEqual([`${NS}/gates`]);
+    expect(g.calls.map((x) => x.call.url)).toEqual([url]);
+    expect(s.status("shop-v2")?.policyErrors).toBeUndefined();
+    // Gone for real: reported, and the last good policy (its gate included) stays.
+    exists = false;
+    l.loop.poke(NS, APP);
+    await c.settle();
+    const st = s.status("shop-v2");
+    expect(st?.policyErrors).toEqual(["POLICY_CONFIGMAP"]);
+    expect(st?.applied?.["verso.dev/webhook-pre-rollout"]).toBe(url);
+  });
+});

@@ -14,10 +14,10 @@
  */
 import { ANNOTATION } from "../../../shared/annotations.ts";
 import type { Logger } from "../../../shared/log.ts";
-import { pickPolicyAnnotations, type ReleasePolicy } from "../../../shared/policy.ts";
+import type { ReleasePolicy } from "../../../shared/policy.ts";
 import { nextState, type MachineOutput, type ReleaseEvent } from "../decide/machine.ts";
 import { gatePayload, notificationOf, type ReleaseRef } from "../decide/payloads.ts";
-import { readyPodsOf, resolvePolicy, selectRelease } from "../decide/routes.ts";
+import { readyPodsOf, resolvePolicy, selectRelease, type GatesSource } from "../decide/routes.ts";
 import {
   analysisDueAt,
   nextDueAt,
@@ -46,6 +46,11 @@ export interface ReleaseLoopDeps {
   apps: () => { namespace: string; app: string }[];
   state: (namespace: string, app: string) => AppState;
   remembered: (uid: string) => ReleasePolicy | undefined;
+  /**
+   * The ConfigMaps of a namespace, for `verso.dev/gates-configmap` ("pending" until listed);
+   * absent: the annotations alone are the policy.
+   */
+  configMaps?: (namespace: string) => GatesSource;
   /** `--scale-down-delay`; a release's `verso.dev/scale-down-delay` wins. */
   scaleDownDelayMs: number;
   /** Every app is reconciled this often while leading, whatever its timers say. */
@@ -155,6 +160,24 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     return cached;
   }
 
+  /**
+   * Where the release's gates ConfigMap is read: the informer's cache; but a ConfigMap the cache
+   * lacks is asked for once more, since a ConfigMap and the Deployment naming it, applied
+   * together, may reach the controller in either order (a missing one is a PolicyInvalid).
+   */
+  async function gatesSource(d: DeploymentView): Promise<GatesSource> {
+    const cached = deps.configMaps?.(d.namespace);
+    const name = d.annotations[ANNOTATION.gatesConfigMap]?.trim();
+    if (typeof cached !== "function" || !name || cached(name) !== undefined) return cached;
+    try {
+      const data = await kube.readConfigMap(d.namespace, name);
+      return (n) => (n === name ? data : cached(n));
+    } catch (error) {
+      log.warn("gates ConfigMap read failed", { configMap: `${d.namespace}/${name}`, error });
+      return cached;
+    }
+  }
+
   /** The interval's numbers as an event for the machine; also the actual-weight series. */
   async function measure(
     d: DeploymentView,
@@ -222,7 +245,10 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     const view: DeploymentView = { ...d, annotations: { ...d.annotations } };
     if (statusText === undefined) delete view.annotations[ANNOTATION.status];
     else view.annotations[ANNOTATION.status] = statusText;
-    const resolved = resolvePolicy(view, deps.remembered(d.uid));
+    const gates = await gatesSource(d);
+    const resolved = resolvePolicy(view, deps.remembered(d.uid), gates);
+    // Its gates ConfigMap is not listed yet: the listing's end pokes the app again.
+    if (resolved.pending) return undefined;
     const { policy, status: prev } = resolved;
     // One `now` for this reconcile: what is due, and every time the machine writes.
     const now = clock.now();
@@ -240,7 +266,7 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
       prev,
       policy,
       policyErrors: resolved.errors,
-      annotations: pickPolicyAnnotations(d.annotations),
+      annotations: resolved.annotations,
       release: {
         version: d.version,
         template: d.template,
