@@ -32,6 +32,8 @@ export type VersoErrorCode =
   | "CONTROLLER_HOP_KEY_MISSING"
   /** No answer from the apiserver at start: the controller stays off, admission serves. */
   | "CONTROLLER_NO_CLUSTER"
+  /** `verso.dev/status` changed on the server since the leader read it: read again, decide again. */
+  | "CONTROLLER_STATUS_CONFLICT"
   | "PROMETHEUS_QUERY"
   | "WEBHOOK_CA_INVALID"
   | "WEBHOOK_CA_READ"

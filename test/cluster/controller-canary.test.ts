@@ -5,7 +5,10 @@
  * Short intervals (3s) so the suite stays quick; gates as a user would write them.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LABEL } from "../../shared/annotations.ts";
+import { KubeConfig } from "@kubernetes/client-node";
+import { ANNOTATION, LABEL } from "../../shared/annotations.ts";
+import { VersoError } from "../../shared/errors.ts";
+import { createKubeApi } from "../../webhook/controller/io/kube.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { sleep, waitFor } from "../harness/ports.ts";
 import {
@@ -106,6 +109,48 @@ describe("controller: automated canary on real proxy traffic", () => {
       await load.stop();
     }
     expect(load.sent()).toBeGreaterThan(0);
+  });
+
+  it("writes the status as a compare-and-swap on the real apiserver: a stale read is refused", async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(cluster.cp.kubeconfig);
+    const kube = createKubeApi(kc, "cas-test");
+    const path = `/apis/apps/v1/namespaces/${NS}/deployments/shop-v2`;
+    const read = async () =>
+      (await client().get<{ metadata: { annotations: Record<string, string> } }>(path)).metadata
+        .annotations[ANNOTATION.status] as string;
+    const now = await read();
+    // Read before a write someone else made: refused, nothing written.
+    const stale = now.replace(`"phase":"Promoted"`, `"phase":"Progressing"`);
+    expect(stale).not.toBe(now);
+    const refused = await kube
+      .annotateDeployment(
+        NS,
+        "shop-v2",
+        { [ANNOTATION.status]: "{}" },
+        {
+          annotation: ANNOTATION.status,
+          value: stale,
+        },
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(refused).toBeInstanceOf(VersoError);
+    expect((refused as VersoError).code).toBe("CONTROLLER_STATUS_CONFLICT");
+    expect(await read()).toBe(now);
+    // Read right: written (the same text, so the promoted release is left as it is).
+    await kube.annotateDeployment(
+      NS,
+      "shop-v2",
+      { [ANNOTATION.status]: now },
+      {
+        annotation: ANNOTATION.status,
+        value: now,
+      },
+    );
+    expect(await read()).toBe(now);
   });
 
   it("rolls back a release that answers 500 within one interval", async () => {

@@ -15,6 +15,7 @@ import {
   type KubeConfig,
   type V1Lease,
 } from "@kubernetes/client-node";
+import { VersoError } from "../../../shared/errors.ts";
 import { withGrants } from "./apiCalls.ts";
 import type { ReviewAnswer } from "./tokenReview.ts";
 
@@ -35,11 +36,18 @@ export interface LeaseRecord {
 
 export interface KubeApi {
   review(token: string, audiences: string[]): Promise<ReviewAnswer>;
-  /** Merge-patch annotations of a Deployment (null removes one); the new resourceVersion. */
+  /**
+   * Sets annotations of a Deployment (null removes one); the new resourceVersion. With
+   * `expect`, only if that annotation still holds `value` on the server (a JSON Patch `test`):
+   * otherwise a VersoError CONTROLLER_STATUS_CONFLICT and nothing is written. A resourceVersion
+   * precondition would fail on every status update of the Deployment controller; this one
+   * fails only when someone else wrote our annotation (an old leader, `kubectl verso`).
+   */
   annotateDeployment(
     namespace: string,
     name: string,
     annotations: Record<string, string | null>,
+    expect?: { annotation: string; value: string },
   ): Promise<string | undefined>;
   scaleDeployment(namespace: string, name: string, replicas: number): Promise<void>;
   event(ref: EventRef, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
@@ -126,6 +134,7 @@ export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeAp
   const auth = kc.makeApiClient(AuthenticationV1Api);
   const coord = kc.makeApiClient(CoordinationV1Api);
   const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+  const jsonPatch = setHeaderOptions("Content-Type", PatchStrategy.JsonPatch);
 
   // Each method names its calls in apiCalls.ts: a 403 then says which grant is missing.
   return withGrants({
@@ -144,12 +153,36 @@ export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeAp
       if (s.error) answer.error = s.error;
       return answer;
     },
-    async annotateDeployment(namespace, name, annotations) {
-      const d = await apps.patchNamespacedDeployment(
-        { namespace, name, body: { metadata: { annotations } } },
-        merge,
-      );
-      return d.metadata?.resourceVersion;
+    async annotateDeployment(namespace, name, annotations, expect) {
+      if (!expect) {
+        const d = await apps.patchNamespacedDeployment(
+          { namespace, name, body: { metadata: { annotations } } },
+          merge,
+        );
+        return d.metadata?.resourceVersion;
+      }
+      const path = (key: string): string =>
+        `/metadata/annotations/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+      const body = [
+        { op: "test", path: path(expect.annotation), value: expect.value },
+        ...Object.entries(annotations).map(([key, value]) =>
+          value === null
+            ? { op: "remove", path: path(key) }
+            : { op: "add", path: path(key), value },
+        ),
+      ];
+      try {
+        const d = await apps.patchNamespacedDeployment({ namespace, name, body }, jsonPatch);
+        return d.metadata?.resourceVersion;
+      } catch (error) {
+        // A failed `test` is 422; so is a missing annotations map (the value is gone too).
+        if (statusCode(error) !== 422) throw error;
+        throw new VersoError(
+          "CONTROLLER_STATUS_CONFLICT",
+          `${expect.annotation} of ${namespace}/${name} changed since it was read`,
+          { cause: error },
+        );
+      }
     },
     async scaleDeployment(namespace, name, replicas) {
       await apps.patchNamespacedDeployment(

@@ -18,7 +18,8 @@ import type { KubeApi } from "./kube.ts";
 import { createManualClock } from "./manualClock.ts";
 import type { MetricsSource } from "./metrics/source.ts";
 import { createReleaseLoop, type ReleaseLoop, type ReleaseLoopDeps } from "./reconcile.ts";
-import { parseStatus, type ReleaseStatus } from "../decide/status.ts";
+import { formatStatus, parseStatus, type ReleaseStatus } from "../decide/status.ts";
+import { VersoError } from "../../../shared/errors.ts";
 import type { DeploymentView } from "../decide/views.ts";
 
 const NS = "shop";
@@ -44,9 +45,13 @@ const deployment = (
   ),
 });
 
-/** Deployments as the informer cache would hold them; our writes land in it at once. */
+/**
+ * Deployments as the informer cache would hold them; our writes land in it at once. A status
+ * another writer put on the server (`writeBehind`) stays out of the cache until `catchUp`.
+ */
 function store(deployments: DeploymentView[]) {
   let rv = 1;
+  const behind = new Map<string, string>();
   const scaled: string[] = [];
   let writes = 0;
   let failWrites = 0;
@@ -54,13 +59,25 @@ function store(deployments: DeploymentView[]) {
   let forbidScale = false;
   const byName = (name: string) => deployments.find((d) => d.name === name)!;
   const kube = {
-    async annotateDeployment(_ns: string, name: string, a: Record<string, string | null>) {
+    async annotateDeployment(
+      _ns: string,
+      name: string,
+      a: Record<string, string | null>,
+      expect?: { annotation: string; value: string },
+    ) {
       if (failWrites > 0) {
         failWrites--;
         throw new Error("apiserver down");
       }
-      writes++;
       const d = byName(name);
+      const onServer = (k: string) => (k === ANNOTATION.status ? behind.get(name) : undefined);
+      if (
+        expect &&
+        (onServer(expect.annotation) ?? d.annotations[expect.annotation]) !== expect.value
+      )
+        throw new VersoError("CONTROLLER_STATUS_CONFLICT", "status changed");
+      writes++;
+      behind.delete(name);
       for (const [k, v] of Object.entries(a)) {
         if (v === null) delete d.annotations[k];
         else d.annotations[k] = v;
@@ -83,6 +100,14 @@ function store(deployments: DeploymentView[]) {
     writes: () => writes,
     scaleAttempts: () => scaleAttempts,
     failNextWrites: (n: number) => (failWrites = n),
+    writeBehind: (name: string, status: ReleaseStatus) => behind.set(name, formatStatus(status)),
+    catchUp(name: string) {
+      const text = behind.get(name);
+      if (text === undefined) return;
+      byName(name).annotations[ANNOTATION.status] = text;
+      byName(name).resourceVersion = String(++rv);
+      behind.delete(name);
+    },
     forbidScale: (v: boolean) => (forbidScale = v),
     status: (name: string): ReleaseStatus | undefined =>
       parseStatus(byName(name).annotations[ANNOTATION.status]),
@@ -307,6 +332,31 @@ describe("release loop scheduling", () => {
     await c.advance(1);
     expect(l.reconciles()).toBe(3); // the first try, then retries after 20 and 40 ms
     expect(s.status("shop-v2")?.step).toBe(1);
+  });
+
+  it("never overwrites a status someone else wrote since the cache was read; decides again from it", async () => {
+    const c = createManualClock();
+    const s = store([
+      deployment("shop-v1", "v1"),
+      deployment("shop-v2", "v2", { strategy: "canary", steps: "20,50,100", interval: "200ms" }),
+    ]);
+    const l = start(s, { clock: c });
+    l.setLeader(true);
+    await c.settle();
+    const started = s.status("shop-v2")!;
+    expect(started.step).toBe(1);
+    // An old leader, still writing, rolled the release back on the server; our cache
+    // still says step 1 when the interval ends.
+    const failed: ReleaseStatus = { ...started, phase: "Failed", reason: "RolledBack", weight: 0 };
+    s.writeBehind("shop-v2", failed);
+    const writes = s.writes();
+    await c.advance(200);
+    expect(s.writes()).toBe(writes); // step 2 was decided from a stale status: not written
+    s.catchUp("shop-v2");
+    await c.advance(100);
+    // Decided again from the status on the server: Failed stays Failed, nothing moves.
+    expect(s.status("shop-v2")).toMatchObject({ phase: "Failed", reason: "RolledBack", weight: 0 });
+    expect(s.writes()).toBe(writes);
   });
 
   it("reaches an app no event names through the resync", async () => {

@@ -13,6 +13,7 @@
  * replays a transition. Time comes from `clock`, so tests move it by hand.
  */
 import { ANNOTATION } from "../../../shared/annotations.ts";
+import { VersoError } from "../../../shared/errors.ts";
 import type { Logger } from "../../../shared/log.ts";
 import type { ReleasePolicy } from "../../../shared/policy.ts";
 import { nextState, type MachineOutput, type ReleaseEvent } from "../decide/machine.ts";
@@ -287,9 +288,16 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     if (text !== statusText) {
       if (!mayWrite(namespace)) return undefined;
       try {
-        const newRv = await kube.annotateDeployment(d.namespace, d.name, {
-          [ANNOTATION.status]: text,
-        });
+        // Compare-and-swap on the status itself: decided from a status someone else has
+        // since replaced (an old leader still writing, `kubectl verso`), it is not written.
+        const newRv = await kube.annotateDeployment(
+          d.namespace,
+          d.name,
+          { [ANNOTATION.status]: text },
+          statusText === undefined
+            ? undefined
+            : { annotation: ANNOTATION.status, value: statusText },
+        );
         written.set(d.uid, { text, resourceVersion: rv(newRv) });
         log.info("release status", {
           deployment: `${d.namespace}/${d.name}`,
@@ -299,7 +307,13 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
           reason: next.reason,
         });
       } catch (error) {
-        log.warn("status write failed", { deployment: `${d.namespace}/${d.name}`, error });
+        if (error instanceof VersoError && error.code === "CONTROLLER_STATUS_CONFLICT") {
+          // Ours is not the last word: decide again from the status the watch brings.
+          written.delete(d.uid);
+          log.info("status changed under us; deciding again", {
+            deployment: `${d.namespace}/${d.name}`,
+          });
+        } else log.warn("status write failed", { deployment: `${d.namespace}/${d.name}`, error });
         deps.inbox.putBack(d.uid, arrivals);
         return "retry";
       }
