@@ -140,6 +140,41 @@ describe("controller: automated canary on real proxy traffic", () => {
     expect(refused).toBeInstanceOf(VersoError);
     expect((refused as VersoError).code).toBe("CONTROLLER_STATUS_CONFLICT");
     expect(await read()).toBe(now);
+    // Read as absent while it is there: refused too.
+    const absent = await kube
+      .annotateDeployment(
+        NS,
+        "shop-v2",
+        { [ANNOTATION.status]: "{}" },
+        {
+          annotation: ANNOTATION.status,
+          value: null,
+        },
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect((absent as VersoError).code).toBe("CONTROLLER_STATUS_CONFLICT");
+    // Read right but refused for another reason (annotations over 256 KiB): not a conflict,
+    // so the loop warns instead of deciding again for ever.
+    const tooBig = await kube
+      .annotateDeployment(
+        NS,
+        "shop-v2",
+        { [ANNOTATION.status]: "x".repeat(300_000) },
+        {
+          annotation: ANNOTATION.status,
+          value: now,
+        },
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(tooBig).toBeDefined();
+    expect((tooBig as { code?: unknown }).code).toBe(422);
+    expect(await read()).toBe(now);
     // Read right: written (the same text, so the promoted release is left as it is).
     await kube.annotateDeployment(
       NS,

@@ -36,7 +36,7 @@ export const API_CALLS = {
     resource: "deployments",
     verb: "list",
     grant: "cluster",
-    why: "the Deployments informer's initial list: releases are Deployments carrying verso.dev annotations, in any opted-in namespace",
+    why: "the Deployments informer's initial list: releases are Deployments carrying verso.dev annotations, in any opted-in namespace; and, when a status write is refused (422), one Deployment by name, to tell a status someone else changed from a refusal",
   },
   watchDeployments: {
     group: "apps",
@@ -50,7 +50,7 @@ export const API_CALLS = {
     resource: "deployments",
     verb: "patch",
     grant: "cluster",
-    why: "merge-patches the release status annotation (verso.dev/status) and, after a promotion, scales the superseded Deployment to 0 (--scale-down-delay; spec.replicas only)",
+    why: "writes the release status annotation (verso.dev/status, a JSON Patch that tests the status it was decided from) and, after a promotion, scales the superseded Deployment to 0 (--scale-down-delay; spec.replicas only)",
   },
   listPods: {
     group: "",
@@ -172,7 +172,7 @@ export type ApiCallName = keyof typeof API_CALLS;
 /** The calls each KubeApi method makes. */
 export const KUBE_API_CALLS = {
   review: ["createTokenReviews"],
-  annotateDeployment: ["patchDeployments"],
+  annotateDeployment: ["patchDeployments", "listDeployments"],
   scaleDeployment: ["patchDeployments"],
   event: ["createEvents"],
   eventOnce: ["createEvents"],

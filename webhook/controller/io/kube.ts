@@ -38,8 +38,9 @@ export interface KubeApi {
   review(token: string, audiences: string[]): Promise<ReviewAnswer>;
   /**
    * Sets annotations of a Deployment (null removes one); the new resourceVersion. With
-   * `expect`, only if that annotation still holds `value` on the server (a JSON Patch `test`):
-   * otherwise a VersoError CONTROLLER_STATUS_CONFLICT and nothing is written. A resourceVersion
+   * `expect`, only if that annotation still holds `value` on the server (null: is absent; a
+   * JSON Patch `test`): otherwise a VersoError CONTROLLER_STATUS_CONFLICT and nothing is
+   * written. A resourceVersion
    * precondition would fail on every status update of the Deployment controller; this one
    * fails only when someone else wrote our annotation (an old leader, `kubectl verso`).
    */
@@ -47,7 +48,7 @@ export interface KubeApi {
     namespace: string,
     name: string,
     annotations: Record<string, string | null>,
-    expect?: { annotation: string; value: string },
+    expect?: { annotation: string; value: string | null },
   ): Promise<string | undefined>;
   scaleDeployment(namespace: string, name: string, replicas: number): Promise<void>;
   event(ref: EventRef, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
@@ -175,8 +176,15 @@ export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeAp
         const d = await apps.patchNamespacedDeployment({ namespace, name, body }, jsonPatch);
         return d.metadata?.resourceVersion;
       } catch (error) {
-        // A failed `test` is 422; so is a missing annotations map (the value is gone too).
+        // A failed `test` is a 422, and so is a refusal that retrying cannot cure (annotations
+        // over 256 KiB, an admission policy): it is a conflict only if the value did change.
         if (statusCode(error) !== 422) throw error;
+        const now = await apps.listNamespacedDeployment({
+          namespace,
+          fieldSelector: `metadata.name=${name}`,
+        });
+        const value = now.items[0]?.metadata?.annotations?.[expect.annotation] ?? null;
+        if (value === expect.value) throw error;
         throw new VersoError(
           "CONTROLLER_STATUS_CONFLICT",
           `${expect.annotation} of ${namespace}/${name} changed since it was read`,

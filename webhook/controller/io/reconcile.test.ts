@@ -63,7 +63,7 @@ function store(deployments: DeploymentView[]) {
       _ns: string,
       name: string,
       a: Record<string, string | null>,
-      expect?: { annotation: string; value: string },
+      expect?: { annotation: string; value: string | null },
     ) {
       if (failWrites > 0) {
         failWrites--;
@@ -73,7 +73,7 @@ function store(deployments: DeploymentView[]) {
       const onServer = (k: string) => (k === ANNOTATION.status ? behind.get(name) : undefined);
       if (
         expect &&
-        (onServer(expect.annotation) ?? d.annotations[expect.annotation]) !== expect.value
+        (onServer(expect.annotation) ?? d.annotations[expect.annotation] ?? null) !== expect.value
       )
         throw new VersoError("CONTROLLER_STATUS_CONFLICT", "status changed");
       writes++;
@@ -352,8 +352,10 @@ describe("release loop scheduling", () => {
     const writes = s.writes();
     await c.advance(200);
     expect(s.writes()).toBe(writes); // step 2 was decided from a stale status: not written
+    const refusedAt = l.reconciles();
     s.catchUp("shop-v2");
     await c.advance(100);
+    expect(l.reconciles()).toBeGreaterThan(refusedAt); // the retry ran, and decided again
     // Decided again from the status on the server: Failed stays Failed, nothing moves.
     expect(s.status("shop-v2")).toMatchObject({ phase: "Failed", reason: "RolledBack", weight: 0 });
     expect(s.writes()).toBe(writes);

@@ -294,9 +294,7 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
           d.namespace,
           d.name,
           { [ANNOTATION.status]: text },
-          statusText === undefined
-            ? undefined
-            : { annotation: ANNOTATION.status, value: statusText },
+          { annotation: ANNOTATION.status, value: statusText ?? null },
         );
         written.set(d.uid, { text, resourceVersion: rv(newRv) });
         log.info("release status", {
