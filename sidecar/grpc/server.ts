@@ -16,7 +16,9 @@
  * kubelet asking about this pod.
  *
  * Fast cut-off: a call's end counts for the version that served it (a 5xx-class gRPC status,
- * see status.ts, or no answer at all, is a failure; a call the client cancelled is neither),
+ * see status.ts, or no answer at all, is a failure; a call the client cancelled, or whose
+ * deadline passed, is neither: the caller's clock, not the release, ended it, and the client's
+ * own reset at the deadline races our DEADLINE_EXCEEDED; a hung release is the analysis' p99),
  * in the same streak as the HTTP listener's, so a release failing either way is cut for both.
  */
 import http2 from "node:http2";
@@ -171,6 +173,7 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
       timeoutMs === undefined
         ? undefined
         : setTimeout(() => {
+            servedBy = undefined;
             up?.close(NGHTTP2_CANCEL);
             answer(GRPC.DEADLINE_EXCEEDED, "deadline exceeded (verso proxy)");
           }, timeoutMs);

@@ -209,4 +209,37 @@ describe("TokenReview cache", () => {
     }
     expect(peak).toBe(4);
   });
+
+  it("gives up a review that never answers: review_unavailable, and its slot serves the next", async () => {
+    let calls = 0;
+    const review = (token: string): Promise<ReviewAnswer> => {
+      calls++;
+      // The first review hangs for ever (a dead keep-alive connection); the next answers.
+      return token === "hung" ? new Promise<never>(() => undefined) : Promise.resolve(SHOP);
+    };
+    const auth = createAuthenticator(review, { maxInFlight: 1, reviewTimeoutMs: 50 });
+    const hung = auth.authenticate("Bearer hung");
+    const next = auth.authenticate("Bearer fine");
+    expect(await hung).toMatchObject({
+      ok: false,
+      failure: { status: 503, reason: "ReviewUnavailable" },
+    });
+    expect(await next).toMatchObject({ ok: true });
+    expect(calls).toBe(2);
+  });
+
+  it("frees the slot of a review that throws", async () => {
+    let calls = 0;
+    const review = async (token: string): Promise<ReviewAnswer> => {
+      calls++;
+      if (token === "boom") throw new Error("connect ECONNRESET");
+      return SHOP;
+    };
+    const auth = createAuthenticator(review, { maxInFlight: 1, maxQueued: 0 });
+    expect(await auth.authenticate("Bearer boom")).toMatchObject({
+      failure: { reason: "ReviewUnavailable" },
+    });
+    expect(await auth.authenticate("Bearer fine")).toMatchObject({ ok: true });
+    expect(calls).toBe(2);
+  });
 });

@@ -150,6 +150,21 @@ export interface AuthenticatorOptions {
   maxInFlight?: number;
   /** Reviews waiting for a slot before callers are told review_busy (1,000). */
   maxQueued?: number;
+  /**
+   * A review not answered in this long is given up (10 s): the caller is told
+   * review_unavailable and the slot is free, so reviews hung on a dead connection (after an
+   * apiserver failover) cannot hold every slot.
+   */
+  reviewTimeoutMs?: number;
+}
+
+/** `p`, or a rejection after `ms`; the timer never outlives the answer. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 export function createAuthenticator(
@@ -161,6 +176,7 @@ export function createAuthenticator(
   const now = options.now ?? Date.now;
   const cache = createCache(Math.max(1, options.maxEntries ?? 10_000));
   const inflight = new Map<string, Promise<AuthResult>>();
+  const reviewTimeoutMs = options.reviewTimeoutMs ?? 10_000;
   const limiter = createLimiter(
     Math.max(1, options.maxInFlight ?? 16),
     Math.max(0, options.maxQueued ?? 1_000),
@@ -184,7 +200,7 @@ export function createAuthenticator(
       if (pending) return pending;
       const p = limiter.run(async (): Promise<AuthResult> => {
         try {
-          const result = judge(await review(token, [TOKEN_AUDIENCE]));
+          const result = judge(await within(review(token, [TOKEN_AUDIENCE]), reviewTimeoutMs));
           const at = now();
           cache.set(key, result, at + (result.ok ? ttl : negativeTtl), at);
           return result;
