@@ -52,7 +52,7 @@ export const CONTROLLER_METRIC = {
   reconcileErrors: "verso_release_reconcile_errors_total",
   /** gauge {namespace, app, version, strategy} 1 while the release exists. */
   info: "verso_release_info",
-  /** gauge {namespace, app, version} the automated canary's step (1-based; 0: none). */
+  /** gauge {namespace, app, version} the automated canary's step or the preview's analysis interval (1-based; 0: none). */
   step: "verso_release_step",
   /**
    * gauge {namespace, app, version, gate, kind="value"|"threshold"}: the last analysis, per

@@ -705,6 +705,16 @@ describe("truth table of the release engine (rows of the table above nextState)"
       baseline: false,
     },
     {
+      row: "BGp, preview starts over (pods were unready) with a confirmation from before: it is dropped, asked again after",
+      prev: {
+        ...pending,
+        gates: { "confirm-promotion": { id: "c", state: "passed", at: iso(T0 - 5_000) } },
+      },
+      policy: bgp({}, ["confirm-promotion", "rollout"]),
+      expect: { phase: "Progressing", weight: 0, step: 1, reason: "Preview" },
+      absent: ["gates.confirm-promotion"],
+    },
+    {
       row: "BGp, interval 2 of 2 passed, no confirm gate: Switched at 100 %, baseline",
       prev: previewAt(2),
       policy: bgp(),

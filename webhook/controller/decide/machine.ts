@@ -35,7 +35,7 @@
  * | Progressing (Prev./Held)| BGp   | measured: inconclusive = limit, fail       | Failed (Inconclusive), 0 %       | call rollback, post-rollout          |
  * | Progressing (Prev./Held)| BGp   | measured: pass (or promote by policy), < N | Progressing (Preview), step + 1  | call rollout, take baseline          |
  * | Progressing (Prev./Held)| BGp   | measured: pass, step N                     | preview passed: next two rows    | -                                    |
- * | Pending, Progressing    | BGp   | ready, smoke-test ok, preview not passed   | Progressing (Preview), 0 %, 1    | call rollout, take baseline          |
+ * | Pending, Progressing    | BGp   | ready, smoke-test ok, preview not passed   | Progressing (Preview), 0 %, 1    | call rollout, baseline, drop confirm |
  * | Progressing (Preview)   | BGa   | smoke-test, preview ok, confirm not ok     | Progressing (AwaitingGate), 0 %  | call confirm-promotion               |
  * | Progressing (Preview)   | BGa   | smoke-test, preview ok, confirm ok         | Progressing (Switched), 100 %    | call rollout, take baseline          |
  * | Progressing (Switched)  | BGa   | measured: rollback / gate rollout failed   | Failed (SwitchedBack), 0 %       | call rollback, post-rollout          |
@@ -566,6 +566,12 @@ const previewAnalysisLeft = (r: Run): boolean =>
 /** BGp: the preview analysis starts at its first interval (a baseline, the rollout gate). */
 function startPreviewAnalysis(r: Run): void {
   if (previewAnalysing(r.s, r.policy)) return;
+  // A confirmation answered for an earlier run of the preview (its pods went unready, it
+  // starts over) does not confirm this one: the gate is asked again once it has passed.
+  if (r.s.gates?.["confirm-promotion"]) {
+    const { ["confirm-promotion"]: _confirmed, ...rest } = r.s.gates;
+    r.s.gates = rest;
+  }
   r.set({
     phase: "Progressing",
     weight: 0,
