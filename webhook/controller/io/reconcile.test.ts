@@ -506,6 +506,25 @@ describe("release loop: gates are events, never waits", () => {
 });
 
 describe("release loop: gates declared in a ConfigMap (verso.dev/gates-configmap)", () => {
+  it("reads the named ConfigMap from the apiserver while the namespace's are not listed", async () => {
+    const c = createManualClock();
+    const annotations = { strategy: "canary", steps: "20,50", "gates-configmap": "gates" };
+    const s = store([deployment("shop-v1", "v1"), deployment("shop-v2", "v2", annotations)]);
+    const g = gates();
+    const url = "https://gates.example/pre";
+    const kube = {
+      ...s.kube,
+      readConfigMap: async (_ns: string, name: string) =>
+        name === "gates" ? { "pre-rollout": url } : undefined,
+    } as KubeApi;
+    // The namespace's list never completes (a watch that keeps failing).
+    const l = start(s, { clock: c, kube, gates: g.runner, configMaps: () => "pending" });
+    l.setLeader(true);
+    await c.settle();
+    expect(g.calls.map((x) => x.call.url)).toEqual([url]);
+    expect(s.status("shop-v2")).toMatchObject({ phase: "Pending", reason: "AwaitingGate" });
+  });
+
   it("waits while the namespace's ConfigMaps are not listed, then calls the ConfigMap's gate and records it as applied", async () => {
     const c = createManualClock();
     const s = store([
@@ -520,17 +539,31 @@ describe("release loop: gates declared in a ConfigMap (verso.dev/gates-configmap
     const g = gates();
     let listed = false;
     const url = "https://gates.example/pre";
+    const warnings: string[] = [];
+    const kube = {
+      ...s.kube,
+      readConfigMap: async () => {
+        throw new Error("configmaps is forbidden");
+      },
+      event: async (_ref: unknown, _type: string, reason: string) => void warnings.push(reason),
+    } as unknown as KubeApi;
     const l = start(s, {
       clock: c,
+      kube,
       gates: g.runner,
       configMaps: () =>
         listed ? (name) => (name === "gates" ? { "pre-rollout": url } : undefined) : "pending",
     });
     l.setLeader(true);
     await c.settle();
-    // Not listed yet: nothing decided, nothing written, no gate skipped.
+    // Not listed, and the read refused: nothing decided, nothing written, no gate skipped;
+    // said once, retried meanwhile.
     expect(s.writes()).toBe(0);
     expect(g.calls).toEqual([]);
+    const before = l.reconciles();
+    await c.advance(1_000);
+    expect(l.reconciles()).toBeGreaterThan(before);
+    expect(warnings).toEqual(["GatesUnreadable"]);
     listed = true;
     l.loop.poke(NS, APP);
     await c.settle();

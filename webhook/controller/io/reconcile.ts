@@ -165,16 +165,30 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
    * Where the release's gates ConfigMap is read: the informer's cache; but a ConfigMap the cache
    * lacks is asked for once more, since a ConfigMap and the Deployment naming it, applied
    * together, may reach the controller in either order (a missing one is a PolicyInvalid).
+   * So is one of a namespace whose ConfigMaps are not listed yet: a list that keeps failing
+   * (a ClusterRole without configmaps) must not hold the release silently for ever; if the
+   * read fails too, the release waits with a Warning Event (once) that says why.
    */
   async function gatesSource(d: DeploymentView): Promise<GatesSource> {
     const cached = deps.configMaps?.(d.namespace);
     const name = d.annotations[ANNOTATION.gatesConfigMap]?.trim();
-    if (typeof cached !== "function" || !name || cached(name) !== undefined) return cached;
+    if (cached === undefined || !name) return cached;
+    if (typeof cached === "function" && cached(name) !== undefined) return cached;
     try {
       const data = await kube.readConfigMap(d.namespace, name);
-      return (n) => (n === name ? data : cached(n));
+      return (n) => (n === name ? data : typeof cached === "function" ? cached(n) : undefined);
     } catch (error) {
       log.warn("gates ConfigMap read failed", { configMap: `${d.namespace}/${name}`, error });
+      const k = `gates-unreadable/${d.uid}/${name}`;
+      if (cached === "pending" && !warned.has(k)) {
+        warned.add(k);
+        await event(
+          d,
+          "Warning",
+          "GatesUnreadable",
+          `cannot read the gates ConfigMap ${name}: ${(error as Error).message}; the release waits (last good policy in force)`,
+        );
+      }
       return cached;
     }
   }
@@ -248,8 +262,9 @@ export function createReleaseLoop(deps: ReleaseLoopDeps): ReleaseLoop {
     else view.annotations[ANNOTATION.status] = statusText;
     const gates = await gatesSource(d);
     const resolved = resolvePolicy(view, deps.remembered(d.uid), gates);
-    // Its gates ConfigMap is not listed yet: the listing's end pokes the app again.
-    if (resolved.pending) return undefined;
+    // Its gates ConfigMap could not be read: the listing's end pokes the app again, and it
+    // is retried meanwhile.
+    if (resolved.pending) return "retry";
     const { policy, status: prev } = resolved;
     // One `now` for this reconcile: what is due, and every time the machine writes.
     const now = clock.now();
