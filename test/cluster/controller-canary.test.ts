@@ -120,71 +120,35 @@ describe("controller: automated canary on real proxy traffic", () => {
       (await client().get<{ metadata: { annotations: Record<string, string> } }>(path)).metadata
         .annotations[ANNOTATION.status] as string;
     const now = await read();
+    /** Writes `text` if the status is still `expected`; what the write threw, if anything. */
+    const write = (text: string, expected: string | null): Promise<unknown> =>
+      kube
+        .annotateDeployment(
+          NS,
+          "shop-v2",
+          { [ANNOTATION.status]: text },
+          { annotation: ANNOTATION.status, value: expected },
+        )
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
     // Read before a write someone else made: refused, nothing written.
     const stale = now.replace(`"phase":"Promoted"`, `"phase":"Progressing"`);
     expect(stale).not.toBe(now);
-    const refused = await kube
-      .annotateDeployment(
-        NS,
-        "shop-v2",
-        { [ANNOTATION.status]: "{}" },
-        {
-          annotation: ANNOTATION.status,
-          value: stale,
-        },
-      )
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+    const refused = await write("{}", stale);
     expect(refused).toBeInstanceOf(VersoError);
     expect((refused as VersoError).code).toBe("CONTROLLER_STATUS_CONFLICT");
     expect(await read()).toBe(now);
     // Read as absent while it is there: refused too.
-    const absent = await kube
-      .annotateDeployment(
-        NS,
-        "shop-v2",
-        { [ANNOTATION.status]: "{}" },
-        {
-          annotation: ANNOTATION.status,
-          value: null,
-        },
-      )
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-    expect((absent as VersoError).code).toBe("CONTROLLER_STATUS_CONFLICT");
+    expect(((await write("{}", null)) as VersoError).code).toBe("CONTROLLER_STATUS_CONFLICT");
     // Read right but refused for another reason (annotations over 256 KiB): not a conflict,
     // so the loop warns instead of deciding again for ever.
-    const tooBig = await kube
-      .annotateDeployment(
-        NS,
-        "shop-v2",
-        { [ANNOTATION.status]: "x".repeat(300_000) },
-        {
-          annotation: ANNOTATION.status,
-          value: now,
-        },
-      )
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-    expect(tooBig).toBeDefined();
-    expect((tooBig as { code?: unknown }).code).toBe(422);
+    const tooBig = await write("x".repeat(300_000), now);
+    expect((tooBig as { code?: unknown } | undefined)?.code).toBe(422);
     expect(await read()).toBe(now);
     // Read right: written (the same text, so the promoted release is left as it is).
-    await kube.annotateDeployment(
-      NS,
-      "shop-v2",
-      { [ANNOTATION.status]: now },
-      {
-        annotation: ANNOTATION.status,
-        value: now,
-      },
-    );
+    expect(await write(now, now)).toBeUndefined();
     expect(await read()).toBe(now);
   });
 
