@@ -1,5 +1,5 @@
 # Shared by the scripts that compile Go programs from their modules (build-kube.sh,
-# build-helm.sh): the Go environment, one build at a time per cache dir, and a build with a
+# build-helm.sh, build-grafana-lint.sh): the Go environment, one build at a time per cache dir, and a build with a
 # heartbeat and its time recorded. Source it after setting LOG_NAME.
 #
 #   go_env                       GOTOOLCHAIN=local, CGO_ENABLED=0, no VCS stamping

@@ -1,6 +1,6 @@
 /**
  * Runs one of the scripts that build Go programs from their modules (scripts/build-kube.sh,
- * scripts/build-helm.sh): their progress goes to `log` line by line (without the module
+ * scripts/build-helm.sh, scripts/build-grafana-lint.sh): their progress goes to `log` line by line (without the module
  * downloads), and the last line of their stdout is what they built.
  */
 import { spawn } from "node:child_process";

@@ -1,8 +1,9 @@
 /**
  * deploy/observability/: the alerts (rules.yaml and the PrometheusRule), the Grafana dashboard
- * and the scrape config, checked by Prometheus' own tools and then run for real: Debian's
- * Prometheus with the shipped jobs, relabelling and rules scrapes four Bun proxies (one
- * without a routing table, one that cuts the release off) and the webhook's HTTPS /metrics
+ * and the scrape config, checked by Prometheus' own tools (the dashboard also by Grafana's own
+ * schema, with verso-grafana-lint) and then run for real: Debian's Prometheus with the shipped
+ * jobs, relabelling and rules scrapes four Bun proxies (one without a routing table, one that
+ * cuts the release off) and the webhook's HTTPS /metrics
  * (its admission series, and the controller's release series from the controller's own
  * module) while traffic with 5xx, forwards, retries and fallbacks goes through. Every
  * dashboard expression must return series and every rule must evaluate; the alerts this
@@ -26,10 +27,18 @@ import { writeSelfSigned } from "../../webhook/admission/tls.ts";
 import { parseConfig } from "../../webhook/config.ts";
 import type { Phase, ReleaseStatus } from "../../webhook/controller/decide/status.ts";
 import { createReleaseMetrics } from "../../webhook/controller/io/releaseMetrics.ts";
+import { ensureGrafanaLint, runGrafanaLint } from "../harness/grafanaLint.ts";
 import { REPO_ROOT } from "../harness/paths.ts";
 import { freePort, sleep, waitFor } from "../harness/ports.ts";
 import { prometheusBinary } from "../harness/prometheus.ts";
-import { concrete, expressions, loadDashboard, metricNames, panelsOf } from "./dashboard.ts";
+import {
+  concrete,
+  DASHBOARD_FILE,
+  expressions,
+  loadDashboard,
+  metricNames,
+  panelsOf,
+} from "./dashboard.ts";
 import {
   fileSdConfig,
   OBSERVABILITY,
@@ -156,6 +165,60 @@ describe.skipIf(!promtool)(
           ).toBe(true);
         }
       }
+    });
+
+    describe("the dashboard against Grafana's own schema (verso-grafana-lint)", () => {
+      // scripts/grafana-lint/main.go: grafana-foundation-sdk's strict decoding (unknown fields,
+      // wrong types, missing required fields; panel options by panel type) and Validate.
+      let lint: string;
+      let dir: string;
+      beforeAll(async () => {
+        lint = await ensureGrafanaLint();
+        dir = mkdtempSync(join(tmpdir(), "verso-grafana-lint-"));
+      }, 900_000); // the first build compiles the SDK: about a minute on 2 cores
+      afterAll(() => {
+        if (dir) rmSync(dir, { recursive: true, force: true });
+      });
+
+      it("accepts the shipped dashboard", () => {
+        const r = runGrafanaLint(lint, [DASHBOARD_FILE]);
+        expect(r.stdout + r.stderr).toBe(
+          `${DASHBOARD_FILE}: ok: ${panelsOf(loadDashboard()).length} panels\n`,
+        );
+        expect(r.code).toBe(0);
+      });
+
+      type Raw = Record<string, unknown> & { panels: Record<string, unknown>[] };
+      const options = (d: Raw, type: string) =>
+        d.panels.find((p) => p.type === type)!.options as Record<string, unknown>;
+      it.each<[string, (d: Raw) => void, RegExp]>([
+        [
+          "an unknown top-level field",
+          (d) => void (d.bogusField = true),
+          /: Dashboard: unexpected field 'bogusField'$/m,
+        ],
+        [
+          "gridPos.h as a string",
+          (d) => void ((d.panels[1]!.gridPos as { h: unknown }).h = "8"),
+          /: panels\[1\]\.gridPos\.h: json: cannot unmarshal string into Go value of type uint32$/m,
+        ],
+        [
+          "a stat panel without its required justifyMode",
+          (d) => void delete options(d, "stat").justifyMode,
+          /: panels\[\d+\]\.options\.justifyMode: required field is missing from input$/m,
+        ],
+      ])("rejects a copy with %s, naming the field", (name, mutate, problem) => {
+        const d = JSON.parse(readFileSync(DASHBOARD_FILE, "utf8")) as Raw;
+        mutate(d);
+        const file = join(dir, `${name.replaceAll(/[^a-z]+/g, "-")}.json`);
+        writeFileSync(file, JSON.stringify(d, null, 2));
+        const r = runGrafanaLint(lint, [file]);
+        expect(r.stdout, r.stderr).toMatch(problem);
+        // That problem only: every line is the file's, and there is one.
+        expect(r.stdout.trim().split("\n"), r.stdout).toHaveLength(1);
+        expect(r.stdout.startsWith(`${file}: `)).toBe(true);
+        expect(r.code).toBe(1);
+      });
     });
 
     it("every dashboard expression parses (promtool check rules on them as recording rules)", () => {
