@@ -113,7 +113,9 @@ describe("controller: automated canary on real gRPC traffic", () => {
     await create(
       deployment("rpc-v2", "v2", 1, {
         app: "rpc",
-        annotations: canary("20,50"),
+        // The analysis' 5xx count is what this shows; the proxies' cut-off (which counts gRPC
+        // failures too, test/process/sidecar-grpc.test.ts) would otherwise act first.
+        annotations: { ...canary("20,50"), "verso.dev/cutoff-failures": "0" },
         env: { ...env, ERROR_RATE: "1" },
         ...GRPC_PORT,
       }),
