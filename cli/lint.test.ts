@@ -16,6 +16,12 @@ spec:
 ${template || "        x: y"}
 `;
 
+const gated = deployment(
+  "    verso.dev/strategy: canary\n    verso.dev/steps: '5,20'\n    verso.dev/gates-configmap: shop-gates",
+);
+const gates = (data: string): string =>
+  `kind: ConfigMap\nmetadata:\n  name: shop-gates\ndata:\n${data}\n`;
+
 describe("lintText", () => {
   it.each([
     [
@@ -39,6 +45,17 @@ describe("lintText", () => {
       ["LINT_UNKNOWN"],
     ],
     ["policy without a strategy", deployment("    verso.dev/weight: '10'"), ["LINT_NOT_RELEASE"]],
+    [
+      "a gates ConfigMap in the same file, valid",
+      `${gated}---\n${gates("  pre-rollout: https://checks.example/pre\n  timeout: 15s")}`,
+      [],
+    ],
+    [
+      "a gates ConfigMap in the same file, with an unknown key and a bad URL",
+      `${gated}---\n${gates("  pre-rolout: https://x.example\n  rollout: ftp://x.example")}`,
+      ["POLICY_CONFIGMAP", "POLICY_URL"],
+    ],
+    ["a gates ConfigMap only in the cluster (not looked for)", gated, []],
     [
       "policy on the pod template",
       deployment("    verso.dev/strategy: canary", "        verso.dev/abort: 'true'"),

@@ -14,10 +14,15 @@
  * | release policy without `verso.dev/strategy`             | LINT_NOT_RELEASE    |
  * | `verso.dev/status` or `verso.dev/injected` in a manifest | LINT_OWNED         |
  * | a release whose policy does not parse                   | POLICY_* (parser's) |
+ * | its gates ConfigMap, when the same file holds it, is bad | POLICY_* (parser's) |
+ *
+ * A gates ConfigMap (`verso.dev/gates-configmap`) is checked when the file that holds the
+ * release holds it too (one manifest, or `kubectl kustomize` output); one that lives only in
+ * the cluster is not looked for (lint is offline).
  */
 import { LineCounter, parseAllDocuments, type Document } from "yaml";
 import { ANNOTATION, LABEL, PREFIX } from "../shared/annotations.ts";
-import { parsePolicy, POLICY_ANNOTATIONS } from "../shared/policy.ts";
+import { parsePolicy, POLICY_ANNOTATIONS, withGatesConfigMap } from "../shared/policy.ts";
 
 export interface LintProblem {
   file: string;
@@ -91,6 +96,27 @@ interface Where {
   lines: LineCounter;
   /** Path of the object inside the document (List items). */
   path: (string | number)[];
+  /** The file's ConfigMaps' data by name (the gates ConfigMaps releases may name). */
+  configMaps: ReadonlyMap<string, Record<string, string>>;
+}
+
+/** The objects of a document: itself, or a List's items. */
+function objectsOf(value: Json): Json[] {
+  if (value.kind === "List" && Array.isArray(value.items)) return value.items.filter(isRecord);
+  return [value];
+}
+
+/** ConfigMaps' data by name; a value that is not a string is kept as its text. */
+function configMapsOf(values: readonly Json[]): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  for (const obj of values.flatMap(objectsOf)) {
+    if (obj.kind !== "ConfigMap" || !isRecord(obj.metadata)) continue;
+    if (typeof obj.metadata.name !== "string") continue;
+    const data: Record<string, string> = {};
+    if (isRecord(obj.data)) for (const [k, v] of Object.entries(obj.data)) data[k] = String(v);
+    out.set(obj.metadata.name, data);
+  }
+  return out;
 }
 
 function lineOf(w: Where, path: (string | number)[]): number | undefined {
@@ -218,11 +244,15 @@ function lintObject(obj: Json, w: Where, result: LintResult): void {
       return;
     }
     result.releases++;
-    const parsed = parsePolicy(own);
-    if (!parsed.ok) {
-      for (const e of parsed.error)
-        report(e.code, e.message, e.annotation, ["metadata", "annotations", e.annotation]);
-    }
+    // Its gates ConfigMap, when this file holds it, is read as the controller would.
+    const named = own[ANNOTATION.gatesConfigMap]?.trim();
+    const merged =
+      named !== undefined && w.configMaps.has(named)
+        ? withGatesConfigMap(own, (n) => w.configMaps.get(n))
+        : { annotations: own, errors: [] };
+    const parsed = parsePolicy(merged.annotations);
+    for (const e of [...merged.errors, ...(parsed.ok ? [] : parsed.error)])
+      report(e.code, e.message, e.annotation, ["metadata", "annotations", e.annotation]);
     return;
   }
   for (const key of policyKeys)
@@ -239,6 +269,12 @@ export function lintText(file: string, text: string): LintResult {
   const result: LintResult = { objects: 0, releases: 0, problems: [] };
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
+  const configMaps = configMapsOf(
+    docs
+      .filter((d) => d.errors.length === 0)
+      .map((d): unknown => d.toJS())
+      .filter(isRecord),
+  );
   docs.forEach((doc, i) => {
     const document = i + 1;
     if (doc.errors.length > 0) {
@@ -258,7 +294,7 @@ export function lintText(file: string, text: string): LintResult {
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) return;
     if (!isRecord(value)) return;
-    lintObject(value, { file, document, doc, lines, path: [] }, result);
+    lintObject(value, { file, document, doc, lines, path: [], configMaps }, result);
   });
   return result;
 }
