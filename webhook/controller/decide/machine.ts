@@ -21,6 +21,7 @@
  * |-------------------------|-------|--------------------------------------------|----------------------------------|--------------------------------------|
  * | any                     | -     | policy invalid, none good before           | unchanged (PolicyInvalid)        | Warning PolicyInvalid                |
  * | not Failed              | -     | abort                                      | Failed (Aborted)                 | call rollback, post-rollout          |
+ * | Promoted                | BG    | switched by hand, verso.dev/promote removed| Progressing (Preview), 0 %       | switch back by hand                  |
  * | Failed, Promoted        | -     | any (same version and template)            | unchanged                        | -                                    |
  * | Pending                 | -     | not ready, deadline passed                 | Failed (DeadlineExceeded)        | call rollback, post-rollout          |
  * | Pending                 | -     | not ready                                  | Pending (Waiting)                | -                                    |
@@ -55,7 +56,7 @@
  * | Progressing             | C     | measured: pass, last step, confirm ok      | Promoted                         | call post-rollout                    |
  * | Progressing             | C     | measured: noBaseline                       | Progressing (Held)               | restart the interval                 |
  * | Progressing, Paused     | C, BG | gate rollout failed                        | Failed (GateFailed/SwitchedBack) | call rollback, post-rollout          |
- * | Progressing, Paused     | C, BG | cutOff                                     | Failed (CutOff), 0 %             | call rollback, post-rollout          |
+ * | Progressing, Paused     | C, BG | cutOff                                     | Failed (CutOff/SwitchedBack), 0 %| call rollback, post-rollout          |
  * | any with a called gate  | -     | no answer within its timeout + 5 s (lost)  | the gate counts as failed        | Warning GateFailed                   |
  *
  * Every gate call and outcome is an Event (GateCalled, GatePassed, GateFailed) and is kept in
