@@ -41,6 +41,10 @@ export interface ControllerHost {
 
 export async function startControllerIn(host: ControllerHost): Promise<Controller | undefined> {
   const { options, logger: log } = host;
+  // Registered before anything is awaited: /readyz must not answer 200 in the moment between
+  // the server's start and the controller's (a proxy, or a test, would find no /v1/routes).
+  let synced = false;
+  host.addReadinessCheck("controller", () => synced);
   const kc = new KubeConfig();
   try {
     if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
@@ -58,13 +62,12 @@ export async function startControllerIn(host: ControllerHost): Promise<Controlle
     ]);
   } catch (error) {
     log.warn("no cluster reachable: the controller is off, serving admission only", { error });
+    synced = true; // readiness must not wait for a controller that is not coming
     return undefined;
   }
   const kube = createKubeApi(kc, options.identity);
   const hub = createHub();
   const auth = createAuthenticator((token, audiences) => kube.review(token, audiences));
-  let synced = false;
-  host.addReadinessCheck("controller", () => synced);
   const metrics =
     options.metricsSource === "prometheus" && options.prometheusUrl
       ? createPrometheusSource(options.prometheusUrl)
