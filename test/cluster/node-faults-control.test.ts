@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { METRIC } from "../../shared/metric-names.ts";
 import { sample as scrape } from "../harness/metrics.ts";
 import { allContainers, podsOf } from "./fixtures.ts";
-import { sleep, waitFor } from "../harness/ports.ts";
+import { portAccepts, sleep, waitFor } from "../harness/ports.ts";
 import type { Pod } from "../harness/podTypes.ts";
 import {
   annotate,
@@ -209,6 +209,20 @@ describe.skipIf(NO_NODE !== undefined)(
       // (a sticky key the load never sends: routing is unchanged), and a new stable pod: when
       // does each replica's table show them?
       const apiBackAt = Date.now();
+      // The controller reaches the API through the `kubernetes` Service, which kube-proxy
+      // rejects until its own watch sees the endpoint again (client-go backoff: 2-20 s here,
+      // not Verso's doing); when that happened is measured, and Verso's part is what follows.
+      const kubernetesIp = (
+        await client.get<{ spec: { clusterIP: string } }>(
+          "/api/v1/namespaces/default/services/kubernetes",
+        )
+      ).spec.clusterIP;
+      const serviceBack = waitFor(
+        "the kubernetes Service through kube-proxy",
+        async () => ((await portAccepts(kubernetesIp, 443, 500)) ? Date.now() : undefined),
+        60_000,
+        100,
+      );
       await settled("sticky annotation", () =>
         annotate(client, ns, "web-v2", { "verso.dev/sticky": "header:x-drill-user" }),
       );
@@ -222,6 +236,7 @@ describe.skipIf(NO_NODE !== undefined)(
           ),
         ),
       );
+      const serviceBackAt = await serviceBack;
       await settled("web-v1 scaled to 3", async () =>
         (await cluster.kubectl(["-n", ns, "scale", "deployment/web-v1", "--replicas=3"])).code === 0
           ? true
@@ -253,7 +268,8 @@ describe.skipIf(NO_NODE !== undefined)(
       say(`tables before ${JSON.stringify(tablesBefore)}, during ${JSON.stringify(tablesDuring)}`);
       say(`leader ${leaderBefore} -> ${leaderAfter}; status after: ${brief(resumed)}`);
       say(
-        `once the API was back: an annotation in each replica's table after ` +
+        `once the API was back: the kubernetes Service answered after ${serviceBackAt - apiBackAt} ms; ` +
+          `an annotation in each replica's table after ` +
           `${stickyAt.map((t) => `${t - apiBackAt} ms`).join(", ")}; a pod scaled up: ready ` +
           `after ${readyAt - apiBackAt} ms (created ${createdAfter(added) - apiBackAt} ms); in each ` +
           `replica's table after ${listedAt.map((t) => `${t - apiBackAt} ms`).join(", ")}`,
@@ -274,7 +290,8 @@ describe.skipIf(NO_NODE !== undefined)(
       // Tables follow changes again soon after the API is back: the watches retry within 5 s
       // and a connection attempt gives up after 5 s (io/connectTimeout.ts; without it 24-28 s
       // were measured here), plus kube-proxy restoring the `kubernetes` Service.
-      for (const t of stickyAt) expect(t - apiBackAt).toBeLessThan(20_000);
+      // Counted from when both the API and the Service in front of it answer again.
+      for (const t of stickyAt) expect(t - Math.max(apiBackAt, serviceBackAt)).toBeLessThan(20_000);
       await removeNamespace(client, ns);
     }, 420_000);
 
