@@ -109,6 +109,17 @@ describe("controller: gates, notifications, blue-green automation, fast cut-off"
   const gate = (kind: string, path: string) => ({
     [`verso.dev/webhook-${kind}`]: receiver.url + path,
   });
+  /** The status once it reaches `reason`, or fails first (the test then says which). */
+  const reasonOrFailed = (name: string, reason: string, timeoutMs: number) =>
+    waitFor(
+      `${name} ${reason}`,
+      async () => {
+        const s = await status(name);
+        return s?.reason === reason || s?.phase === "Failed" ? s : undefined;
+      },
+      timeoutMs,
+      250,
+    );
   const reasonsOf = async (name: string): Promise<string[]> =>
     (await eventsFor(client(), NS, name)).map((e) => e.reason);
   const eventually = (what: string, name: string, reason: string) =>
@@ -300,15 +311,7 @@ describe("controller: gates, notifications, blue-green automation, fast cut-off"
 
   it("a blue-green release is switched, analysed, and switched back when the new colour fails", async () => {
     const stream = bgStream;
-    const switched = await waitFor(
-      "bg-v2 switched",
-      async () => {
-        const s = await status("bg-v2");
-        return s?.reason === "Switched" || s?.phase === "Failed" ? s : undefined;
-      },
-      60_000,
-      250,
-    );
+    const switched = await reasonOrFailed("bg-v2", "Switched", 60_000);
     expect(switched.weight === 100 || switched.reason === "SwitchedBack").toBe(true);
     const back = await phase("bg-v2", "Failed", 60_000);
     expect(back.reason).toBe("SwitchedBack");
@@ -447,15 +450,7 @@ describe("controller: gates, notifications, blue-green automation, fast cut-off"
         },
       }),
     );
-    const previewing = await waitFor(
-      "pvw-v2 analysing its preview",
-      async () => {
-        const s = await status("pvw-v2");
-        return s?.reason === "Preview" || s?.phase === "Failed" ? s : undefined;
-      },
-      90_000,
-      250,
-    );
+    const previewing = await reasonOrFailed("pvw-v2", "Preview", 90_000);
     expect(previewing).toMatchObject({ phase: "Progressing", weight: 0, step: 1 });
     // Matched requests only, through either colour's proxy: every one is the new colour's.
     const load = podLoad(client(), NS, "pvw", getMatched, { minutes: 1, max: 2_000 });
