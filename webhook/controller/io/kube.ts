@@ -37,18 +37,18 @@ export interface LeaseRecord {
 export interface KubeApi {
   review(token: string, audiences: string[]): Promise<ReviewAnswer>;
   /**
-   * Sets annotations of a Deployment (null removes one); the new resourceVersion. With
-   * `expect`, only if that annotation still holds `value` on the server (null: is absent; a
-   * JSON Patch `test`): otherwise a VersoError CONTROLLER_STATUS_CONFLICT and nothing is
-   * written. A resourceVersion
-   * precondition would fail on every status update of the Deployment controller; this one
-   * fails only when someone else wrote our annotation (an old leader, `kubectl verso`).
+   * Sets annotations of a Deployment (null removes one) if `expect.annotation` still holds
+   * `expect.value` on the server (null: is absent; a JSON Patch `test`); the new
+   * resourceVersion. Otherwise a VersoError CONTROLLER_STATUS_CONFLICT and nothing is written.
+   * A resourceVersion precondition would fail on every status update of the Deployment
+   * controller; this one fails only when someone else wrote our annotation (an old leader,
+   * `kubectl verso`).
    */
   annotateDeployment(
     namespace: string,
     name: string,
     annotations: Record<string, string | null>,
-    expect?: { annotation: string; value: string | null },
+    expect: { annotation: string; value: string | null },
   ): Promise<string | undefined>;
   scaleDeployment(namespace: string, name: string, replicas: number): Promise<void>;
   event(ref: EventRef, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
@@ -155,13 +155,6 @@ export function createKubeApi(kc: KubeConfig, reportingInstance: string): KubeAp
       return answer;
     },
     async annotateDeployment(namespace, name, annotations, expect) {
-      if (!expect) {
-        const d = await apps.patchNamespacedDeployment(
-          { namespace, name, body: { metadata: { annotations } } },
-          merge,
-        );
-        return d.metadata?.resourceVersion;
-      }
       const path = (key: string): string =>
         `/metadata/annotations/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
       const body = [
