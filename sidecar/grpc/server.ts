@@ -117,8 +117,13 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
   const pool = new PeerPool();
   let active = 0;
 
-  function route(path: string, h: http2.IncomingHttpHeaders, hopValid: boolean): Decision {
-    if (path.startsWith(HEALTH_PREFIX)) return { serve: "local", reason: "health" };
+  function route(
+    path: string,
+    h: http2.IncomingHttpHeaders,
+    hopValid: boolean,
+    health: boolean,
+  ): Decision {
+    if (health) return { serve: "local", reason: "health" };
     const d = decide(viewOf(path, h, hopValid), store.grpc, opts.version, roll, cut.active);
     return store.hop.hasKey() ? d : withoutHopKey(d);
   }
@@ -129,7 +134,8 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
     const path = h[":path"] ?? "/";
     const token = h[HOP_HEADER];
     const hopValid = typeof token === "string" && store.hop.verify(token, Date.now());
-    const d = route(path, h, hopValid);
+    const health = path.startsWith(HEALTH_PREFIX);
+    const d = route(path, h, hopValid, health);
     const upHeaders = relayable(h, REQUEST_PSEUDO);
     const replay: Buffer[] = [];
     let replayBytes = 0;
@@ -246,7 +252,7 @@ export function createGrpcProxy(opts: GrpcProxyOptions): GrpcProxy {
         metrics.fellBack(d.fallback);
       }
       local = peer === undefined;
-      servedBy = path.startsWith(HEALTH_PREFIX) ? undefined : (peer?.version ?? opts.version);
+      servedBy = health ? undefined : (peer?.version ?? opts.version);
       let u: http2.ClientHttp2Stream;
       try {
         u = sessions.get(peer?.origin ?? appOrigin).request(upHeaders, { endStream: false });
